@@ -1,0 +1,146 @@
+"""Checkpoint directories: `config.json` + `model.safetensors` (or Hugging Face-style shards with an index).
+
+No pickles: weights are safetensors only. Every failure is a CheckpointError naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from . import __version__
+from .config import from_dict, to_dict
+from .errors import CheckpointError
+from .fileio import atomic_path, write_text
+from .nn import fold_weight_norm
+from .tokenizer import Tokenizer
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+CARD_NAME = "README.md"
+
+
+def save_checkpoint(tok: Tokenizer, directory: str | os.PathLike, card: str | None = None) -> Path:
+    """Weights are written folded (no weight-norm hooks) and contiguous; each file atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    plain = fold_weight_norm(copy.deepcopy(tok).cpu())
+    state = {k: v.detach().contiguous() for k, v in plain.state_dict().items()}
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    write_text(directory / CONFIG_NAME, json.dumps(checkpoint_config(tok), indent=2) + "\n")
+    if card is not None:
+        write_text(directory / CARD_NAME, card)
+    return directory
+
+
+def checkpoint_config(tok: Tokenizer) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "family": tok.family,
+        "name": tok.name,
+        "speechtok_version": __version__,
+        "sample_rate": tok.sample_rate,
+        "frame_rate": tok.frame_rate,
+        "hop_length": tok.hop_length,
+        "num_codebooks": tok.num_codebooks,
+        "codebook_size": tok.codebook_size,
+        "bitrate": tok.bitrate,
+        "config_hash": tok.config_hash,
+        "config": to_dict(tok.config),
+    }
+
+
+def read_config(directory: Path) -> dict:
+    path = directory / CONFIG_NAME
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a checkpoint directory (no such directory)")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing (a checkpoint directory needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path}: unsupported format_version {version!r} (this speechtok reads {FORMAT_VERSION})")
+    return meta
+
+
+def build_from_config(meta: dict, path: Path, norm: bool = False) -> Tokenizer:
+    from .families import FAMILIES
+
+    family = FAMILIES.get(meta.get("family"))
+    if family is None:
+        raise CheckpointError(f"{path}: unknown family {meta.get('family')!r}; known: {', '.join(sorted(FAMILIES))}")
+    try:
+        cfg = from_dict(family.config_cls, meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: invalid config ({e})") from None
+    return family.build(cfg, norm=norm, name=meta.get("name"))
+
+
+def load_checkpoint(directory: str | os.PathLike, device: str | torch.device | None = None) -> Tokenizer:
+    directory = Path(directory)
+    meta = read_config(directory)
+    tok = build_from_config(meta, directory / CONFIG_NAME)
+    state = read_weights(directory)
+    missing, unexpected = _key_diff(tok.state_dict(), state)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{directory}: weights do not match {CONFIG_NAME} "
+            f"(missing {_few(missing)}, unexpected {_few(unexpected)})"
+        )
+    try:
+        tok.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{directory}: weights do not match {CONFIG_NAME} ({_first_line(e)})") from None
+    tok.source = str(directory.resolve())
+    return tok.to(device or "cpu").eval()
+
+
+def read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    index = directory / INDEX_NAME
+    if index.is_file():
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, AttributeError) as e:
+            raise CheckpointError(f"{index}: corrupt index ({e})") from None
+    elif (directory / WEIGHTS_NAME).is_file():
+        files = [WEIGHTS_NAME]
+    else:
+        raise CheckpointError(f"{directory / WEIGHTS_NAME}: missing")
+    state: dict[str, torch.Tensor] = {}
+    for name in files:
+        state.update(_read_safetensors(directory / name))
+    return state
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt safetensors file ({_first_line(e)})") from None
+
+
+def _key_diff(expected: dict, got: dict) -> tuple[list[str], list[str]]:
+    return sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+
+
+def _few(keys: list[str]) -> str:
+    return "none" if not keys else ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -1,0 +1,169 @@
+"""`Codes`: integer tokens `[B, Q, T]` with their lengths, timing and the identity of the tokenizer that made them,
+and their file formats (`.npy` + `.json` sidecar, `.pt`, `.safetensors`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import CodesError
+from .fileio import atomic_path
+
+CODES_FORMAT_VERSION = 1
+CODES_FORMATS = ("npy", "pt", "safetensors")
+
+
+@dataclass
+class Codes:
+    codes: Tensor  # [B, Q, T] int64
+    lengths: Tensor  # [B] valid frames of each item
+    sample_rate: int  # of the tokenizer
+    hop_length: int  # samples per frame
+    num_samples: Tensor | None = None  # [B] valid samples at sample_rate (decode trims to them)
+    offset: int = 0  # sample index of frame 0's start
+    tokenizer: dict = field(default_factory=dict)  # name, family, config_hash
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.codes.shape[1]
+
+    @property
+    def batch_size(self) -> int:
+        return self.codes.shape[0]
+
+    def frame_times(self) -> Tensor:
+        """[T] start time in seconds of each frame."""
+        frames = torch.arange(self.codes.shape[-1], dtype=torch.float64)
+        return (self.offset + frames * self.hop_length) / self.sample_rate
+
+    def item(self, i: int) -> Codes:
+        """Item i of the batch, trimmed to its length: [1, Q, lengths[i]]."""
+        n = int(self.lengths[i])
+        ns = None if self.num_samples is None else self.num_samples[i : i + 1]
+        return replace(self, codes=self.codes[i : i + 1, :, :n], lengths=self.lengths[i : i + 1], num_samples=ns)
+
+    def metadata(self) -> dict:
+        """What travels with a single item's codes in a file."""
+        meta = {
+            "format_version": CODES_FORMAT_VERSION,
+            "sample_rate": self.sample_rate,
+            "hop_length": self.hop_length,
+            "frame_rate": self.frame_rate,
+            "offset": self.offset,
+            "num_codebooks": self.num_codebooks,
+            "tokenizer": self.tokenizer,
+        }
+        if self.num_samples is not None:
+            meta["num_samples"] = int(self.num_samples[0])
+        return meta
+
+    def save(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
+        """Write item 0 as `[Q, T]` to `path` (format from `fmt` or the suffix), atomically. Returns the path."""
+        if self.batch_size != 1:
+            raise CodesError(f"{path}: a codes file holds one item; got a batch of {self.batch_size} (use .item(i))")
+        path = Path(path)
+        fmt = fmt or path.suffix.lstrip(".")
+        if fmt not in CODES_FORMATS:
+            raise CodesError(f"{path}: unknown codes format {fmt!r}; choose one of {', '.join(CODES_FORMATS)}")
+        arr = self.item(0).codes[0].cpu().numpy().astype(storage_dtype(self.tokenizer.get("codebook_size")))
+        meta = self.metadata()
+        with atomic_path(path) as tmp:
+            _WRITERS[fmt](tmp, arr, meta)
+        if fmt == "npy":
+            with atomic_path(sidecar(path)) as tmp:
+                tmp.write_text(json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Codes:
+        """Read a codes file written by `save`. Raises CodesError naming the file and the problem."""
+        path = Path(path)
+        fmt = path.suffix.lstrip(".")
+        if fmt not in CODES_FORMATS:
+            raise CodesError(f"{path}: not a codes file (expected .npy, .pt or .safetensors)")
+        if not path.is_file():
+            raise CodesError(f"{path}: no such file")
+        try:
+            arr, meta = _READERS[fmt](path)
+        except CodesError:
+            raise
+        except Exception as e:
+            raise CodesError(f"{path}: corrupt codes file ({' '.join(str(e).split())})") from None
+        return cls._from_array(path, arr, meta)
+
+    @classmethod
+    def _from_array(cls, path: Path, arr: np.ndarray, meta: dict) -> Codes:
+        if meta.get("format_version") != CODES_FORMAT_VERSION:
+            raise CodesError(f"{path}: unsupported codes format_version {meta.get('format_version')!r}")
+        if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+            raise CodesError(f"{path}: codes must be an integer array [Q, T], got {arr.dtype} {arr.shape}")
+        codes = torch.from_numpy(arr.astype(np.int64))[None]
+        ns = meta.get("num_samples")
+        return cls(
+            codes=codes, lengths=torch.tensor([codes.shape[-1]]), sample_rate=int(meta["sample_rate"]),
+            hop_length=int(meta["hop_length"]), offset=int(meta.get("offset", 0)),
+            num_samples=None if ns is None else torch.tensor([int(ns)]), tokenizer=dict(meta.get("tokenizer", {})),
+        )
+
+
+def storage_dtype(codebook_size: int | None) -> type:
+    """int16 holds codes below 32768; larger codebooks need int32."""
+    return np.int16 if codebook_size is not None and codebook_size <= 32768 else np.int32
+
+
+def sidecar(path: Path) -> Path:
+    """`x.npy` -> `x.npy.json`: the metadata of a `.npy` codes file."""
+    return path.with_name(path.name + ".json")
+
+
+def _write_npy(tmp: Path, arr: np.ndarray, meta: dict) -> None:
+    with open(tmp, "wb") as f:
+        np.save(f, arr)
+
+
+def _write_pt(tmp: Path, arr: np.ndarray, meta: dict) -> None:
+    torch.save({"codes": torch.from_numpy(arr), "meta": json.dumps(meta)}, tmp)
+
+
+def _write_safetensors(tmp: Path, arr: np.ndarray, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"codes": torch.from_numpy(arr)}, str(tmp), metadata={"speechtok": json.dumps(meta)})
+
+
+def _read_npy(path: Path) -> tuple[np.ndarray, dict]:
+    side = sidecar(path)
+    if not side.is_file():
+        raise CodesError(f"{path}: missing metadata sidecar {side.name} (it says which tokenizer made the codes)")
+    return np.load(path, allow_pickle=False), json.loads(side.read_text())
+
+
+def _read_pt(path: Path) -> tuple[np.ndarray, dict]:
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict) or "codes" not in obj or "meta" not in obj:
+        raise CodesError(f"{path}: not a speechtok codes file (no 'codes' and 'meta' entries)")
+    return obj["codes"].numpy(), json.loads(obj["meta"])
+
+
+def _read_safetensors(path: Path) -> tuple[np.ndarray, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = (f.metadata() or {}).get("speechtok")
+        if meta is None or "codes" not in f.keys():
+            raise CodesError(f"{path}: not a speechtok codes file (no 'codes' tensor with speechtok metadata)")
+        return f.get_tensor("codes").numpy(), json.loads(meta)
+
+
+_WRITERS = {"npy": _write_npy, "pt": _write_pt, "safetensors": _write_safetensors}
+_READERS = {"npy": _read_npy, "pt": _read_pt, "safetensors": _read_safetensors}

@@ -1,0 +1,33 @@
+"""The exceptions speechtok raises. Each message names the file (when there is one) and the problem."""
+
+from __future__ import annotations
+
+
+class SpeechtokError(Exception):
+    """Base of every error speechtok raises on purpose."""
+
+
+class AudioError(SpeechtokError, ValueError):
+    """Audio that cannot be used: unreadable, empty, too short, non-finite or of the wrong shape."""
+
+
+class CheckpointError(SpeechtokError):
+    """A checkpoint directory that is missing a file, is corrupt, or has an unknown format."""
+
+
+class CodesError(SpeechtokError, ValueError):
+    """A codes file or tensor that does not fit the tokenizer it is given to."""
+
+
+class UnknownTokenizerError(SpeechtokError, KeyError):
+    """A tokenizer name that is neither bundled, nor registered by a plugin, nor a directory."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def with_source(err: SpeechtokError, source: object) -> SpeechtokError:
+    """The same error type with `source: ` in front, unless the message already names it."""
+    msg = str(err)
+    text = str(source)
+    return type(err)(msg if msg.startswith(text) else f"{text}: {msg}")

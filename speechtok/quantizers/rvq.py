@@ -1,0 +1,82 @@
+"""Residual VQ on vector-quantize-pytorch: k-means init, EMA codebooks, dead-code replacement and
+quantizer dropout (one model serves 1..Q codebooks) in training; a lean nearest-code search at inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import Tensor
+from vector_quantize_pytorch import ResidualVQ
+
+from .base import QuantizeOut, Quantizer
+
+
+@dataclass(frozen=True)
+class RVQConfig:
+    dim: int = 128  # input latent dimension D
+    num_codebooks: int = 8  # Q
+    codebook_size: int = 1024
+    codebook_dim: int | None = None  # None: search in D; else a shared linear projection D -> codebook_dim
+    decay: float = 0.99  # EMA decay of the codebooks
+    kmeans_init: bool = True
+    kmeans_iters: int = 10
+    threshold_ema_dead_code: float = 2.0  # codes used less than this (EMA count) are replaced
+    quantizer_dropout: bool = True
+    commitment_weight: float = 1.0
+
+
+class RVQ(Quantizer):
+    def __init__(self, cfg: RVQConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.num_codebooks = cfg.num_codebooks
+        self.codebook_size = cfg.codebook_size
+        self.vq = ResidualVQ(
+            dim=cfg.dim, num_quantizers=cfg.num_codebooks, codebook_size=cfg.codebook_size,
+            codebook_dim=cfg.codebook_dim, decay=cfg.decay, kmeans_init=cfg.kmeans_init,
+            kmeans_iters=cfg.kmeans_iters, threshold_ema_dead_code=cfg.threshold_ema_dead_code,
+            quantize_dropout=cfg.quantizer_dropout, commitment_weight=cfg.commitment_weight,
+        )
+
+    @property
+    def codebooks(self) -> Tensor:
+        """[Q, codebook_size, codebook_dim]"""
+        return self.vq.codebooks
+
+    def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizeOut:
+        x = rearrange(z, "b d t -> b t d")
+        z_q, codes, commit = self.vq(x, mask=mask)
+        return QuantizeOut(
+            z_q=rearrange(z_q, "b t d -> b d t"),
+            codes=rearrange(codes, "b t q -> b q t"),
+            losses={"vq/commitment": commit.sum()},
+        )
+
+    @torch.no_grad()
+    def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:
+        """z [B, D, T] -> codes [B, n_q, T]: greedy nearest code per layer, as the library's eval forward."""
+        n_q = self._check_n_q(n_q)
+        residual = self.vq.project_in(rearrange(z, "b d t -> (b t) d"))
+        books = self.codebooks
+        codes = []
+        for book in books[:n_q]:
+            # ||r - e||^2 = ||r||^2 - 2 r.e + ||e||^2; ||r||^2 is constant per row, so it is left out
+            dist = torch.addmm((book * book).sum(-1), residual, book.t(), alpha=-2.0)
+            idx = dist.argmin(dim=-1)
+            residual = residual - book[idx]
+            codes.append(idx)
+        return rearrange(torch.stack(codes), "q (b t) -> b q t", b=z.shape[0])
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """codes [B, q, T] -> z_q [B, D, T]: sum of the first q codebooks' entries, projected out."""
+        books = self.codebooks[: codes.shape[1]]  # [q, K, d]
+        summed = sum(book[c] for book, c in zip(books, codes.unbind(1)))  # [B, T, d]
+        return rearrange(self.vq.project_out(summed), "b t d -> b d t")
+
+    def _check_n_q(self, n_q: int | None) -> int:
+        n_q = self.num_codebooks if n_q is None else int(n_q)
+        if not 1 <= n_q <= self.num_codebooks:
+            raise ValueError(f"n_q={n_q} is out of range: this quantizer has {self.num_codebooks} codebooks")
+        return n_q

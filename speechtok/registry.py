@@ -1,0 +1,66 @@
+"""Names -> tokenizers: bundled checkpoints (package data) and plugins under the entry-point group
+`speechtok.tokenizers`. A plugin entry point is a callable `load(spec: str | None, device) -> Tokenizer`;
+`speechtok.load("NAME:SPEC")` passes SPEC (a local path, say) to the plugin called NAME."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from .errors import UnknownTokenizerError
+from .tokenizer import Tokenizer
+
+ENTRY_POINT_GROUP = "speechtok.tokenizers"
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+DEFAULT_TOKENIZER = "speechtok-codec-16k"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str  # "bundled" or "plugin"
+    where: str  # directory, or the entry point's target
+
+
+def bundled() -> dict[str, Path]:
+    """Bundled checkpoint directories that ship inside the package."""
+    if not PRETRAINED_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(PRETRAINED_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
+def plugins() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[Entry]:
+    entries = [Entry(n, "bundled", str(p)) for n, p in bundled().items()]
+    entries += [Entry(n, "plugin", ep.value) for n, ep in plugins().items()]
+    return entries
+
+
+def load(name_or_path: str | os.PathLike = DEFAULT_TOKENIZER, device: str | torch.device | None = None) -> Tokenizer:
+    """A checkpoint directory, a bundled name, `PLUGIN` or `PLUGIN:SPEC` -> Tokenizer in eval mode."""
+    from .checkpoint import load_checkpoint
+
+    text = os.fspath(name_or_path)
+    if Path(text).is_dir():
+        return load_checkpoint(text, device=device)
+    if text in bundled():
+        tok = load_checkpoint(bundled()[text], device=device)
+        tok.source = text
+        return tok
+    plugin_name, _, spec = text.partition(":")
+    found = plugins()
+    if plugin_name in found:
+        tok = found[plugin_name].load()(spec or None, device)
+        if not isinstance(tok, Tokenizer):
+            raise UnknownTokenizerError(f"plugin {plugin_name!r} returned {type(tok).__name__}, not a Tokenizer")
+        tok.source = text
+        return tok.eval()
+    names = ", ".join(e.name for e in available()) or "none"
+    raise UnknownTokenizerError(f"{text}: not a checkpoint directory, a bundled tokenizer or a plugin (available: {names})")

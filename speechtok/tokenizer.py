@@ -1,0 +1,226 @@
+"""`Tokenizer` = encoder + quantizer + decoder, with the inference contract of DESIGN.md:
+any shape and rate in, `Codes` out; batch- and chunk-invariant codes; bounded memory on long files."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import audio
+from .codecs.base import Encoder
+from .codes import Codes
+from .config import config_hash
+from .errors import AudioError, CodesError
+from .quantizers.base import Quantizer
+from .vocoders.base import Decoder
+
+__all__ = ["Tokenizer", "Codes"]
+
+
+class Tokenizer(nn.Module):
+    """waveform -> Encoder -> Quantizer -> codes [B, Q, T] -> Quantizer.decode -> Decoder -> waveform."""
+
+    chunk_seconds: float = 60.0  # longer inputs are encoded / decoded in overlapping chunks of this length
+
+    def __init__(self, encoder: Encoder, quantizer: Quantizer, decoder: Decoder | None, *,
+                 sample_rate: int, family: str, config: Any, name: str | None = None):
+        super().__init__()
+        self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
+        self.sample_rate = int(sample_rate)
+        self.family = family
+        self.config = config
+        self.config_hash = config_hash(config)
+        self.name = name or f"{family}-{self.config_hash}"
+        self.source: str | None = None  # where it was loaded from: a registry name or a directory
+
+    # -- identity -------------------------------------------------------------------------------------
+
+    @property
+    def hop_length(self) -> int:
+        return self.encoder.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.quantizer.num_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second at full Q."""
+        return self.frame_rate * self.num_codebooks * math.log2(self.codebook_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def identity(self) -> dict:
+        """What travels with codes, so `decode` can find and check the tokenizer."""
+        return {"name": self.name, "family": self.family, "config_hash": self.config_hash,
+                "codebook_size": self.codebook_size, "source": self.source}
+
+    # -- encode ---------------------------------------------------------------------------------------
+
+    def encode(self, wav: Tensor | np.ndarray, sample_rate: int, n_q: int | None = None,
+               lengths: Tensor | None = None) -> Codes:
+        """wav [T], [C, T] or [B, C, T] at `sample_rate` -> Codes [B, n_q, T_frames].
+
+        `lengths` [B] are the valid samples of each item of a padded batch (at `sample_rate`); each item then
+        gets the codes it gets alone.
+        """
+        n_q = self._check_n_q(n_q)
+        x = audio.prepare(wav, sample_rate, self.sample_rate).to(self.device)  # [B, 1, T]
+        num_samples = self._lengths_at_rate(lengths, x, sample_rate)
+        frames = (num_samples + self.hop_length - 1) // self.hop_length
+        if frames.min() < 1:
+            raise AudioError(f"input too short: fewer samples than one frame ({self.hop_length})")
+        with torch.inference_mode():
+            codes = self._encode_frames(x, num_samples if lengths is not None else None, int(frames.max()), n_q)
+        return Codes(codes=codes, lengths=frames.cpu(), sample_rate=self.sample_rate, hop_length=self.hop_length,
+                     num_samples=num_samples.cpu(), tokenizer=self.identity())
+
+    def encode_file(self, path: str | os.PathLike, n_q: int | None = None) -> Codes:
+        return self.encode(audio.load(path, self.sample_rate), self.sample_rate, n_q=n_q)
+
+    def _lengths_at_rate(self, lengths: Tensor | None, x: Tensor, sample_rate: int) -> Tensor:
+        full = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long)
+        if lengths is None:
+            return full
+        lengths = torch.as_tensor(lengths, dtype=torch.long).flatten().cpu()
+        if lengths.numel() != x.shape[0] or (lengths < 1).any():
+            raise AudioError(f"lengths {lengths.tolist()} do not fit a batch of {x.shape[0]}")
+        scaled = (lengths * self.sample_rate + sample_rate - 1) // sample_rate  # ceil, as soxr's output length
+        return torch.minimum(scaled, full)
+
+    def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
+        """x [B, 1, T] -> codes [B, n_q, num_frames], in overlapping chunks when long (bounded memory)."""
+        hop = self.hop_length
+        x = _pad_to(x, num_frames * hop)
+        frame_lengths = None
+        if num_samples is not None:  # zero past each item's end: batch padding must read as silence
+            x = x * (torch.arange(x.shape[-1], device=x.device) < num_samples.to(x.device)[:, None, None])
+            frame_lengths = (num_samples + hop - 1) // hop
+        step = max(1, int(self.chunk_seconds * self.frame_rate))
+        if num_frames <= step:
+            return self._forward_codes(x, frame_lengths, n_q)
+        context = math.ceil(self.encoder.receptive_field / hop)
+        chunks = []
+        for a in range(0, num_frames, step):
+            b = min(a + step, num_frames)
+            s, e = max(0, a - context), min(num_frames, b + context)
+            lens = None if frame_lengths is None else (frame_lengths - s).clamp(0, e - s)
+            chunks.append(self._forward_codes(x[..., s * hop : e * hop], lens, n_q)[..., a - s : b - s])
+        return torch.cat(chunks, dim=-1)
+
+    def _forward_codes(self, x: Tensor, frame_lengths: Tensor | None, n_q: int) -> Tensor:
+        """The pure model forward: [B, 1, T] -> [B, n_q, T / hop]."""
+        sample_lengths = None if frame_lengths is None else frame_lengths.to(x.device) * self.hop_length
+        return self.quantizer.encode(self.encoder(x, sample_lengths), n_q)
+
+    # -- decode ---------------------------------------------------------------------------------------
+
+    def decode(self, codes: Codes | Tensor) -> Tensor:
+        """Codes (or an int tensor [B, q, T], q <= num_codebooks) -> wav [B, 1, T_samples] at sample_rate.
+
+        Items of a padded batch are zero past their length; the output is trimmed to the longest item.
+        """
+        if self.decoder is None:
+            raise CodesError(f"tokenizer {self.name} has no decoder")
+        if isinstance(codes, Codes):
+            self.check_codes(codes)
+            tokens, num_samples = codes.codes, codes.num_samples
+            if num_samples is None:
+                num_samples = codes.lengths * self.hop_length
+        else:
+            tokens, num_samples = codes, None
+        tokens = self._check_tokens(tokens).to(self.device)
+        with torch.inference_mode():
+            wav = self._decode_frames(tokens)
+        if num_samples is None:
+            return wav
+        wav = wav[..., : int(num_samples.max())]
+        keep = torch.arange(wav.shape[-1], device=wav.device) < num_samples.to(wav.device)[:, None, None]
+        return wav * keep
+
+    def _decode_frames(self, tokens: Tensor) -> Tensor:
+        num_frames, hop = tokens.shape[-1], self.hop_length
+        step = max(1, int(self.chunk_seconds * self.frame_rate))
+        if num_frames <= step:
+            return self.decoder(self.quantizer.decode(tokens))
+        context = self.decoder.receptive_field_frames
+        chunks = []
+        for a in range(0, num_frames, step):
+            b = min(a + step, num_frames)
+            s, e = max(0, a - context), min(num_frames, b + context)
+            wav = self.decoder(self.quantizer.decode(tokens[..., s:e]))
+            chunks.append(wav[..., (a - s) * hop : (b - s) * hop])
+        return torch.cat(chunks, dim=-1)
+
+    def check_codes(self, codes: Codes) -> None:
+        """Codes made by another tokenizer (another architecture or rate) cannot be decoded here."""
+        theirs = codes.tokenizer.get("config_hash")
+        if theirs is not None and theirs != self.config_hash:
+            raise CodesError(
+                f"codes of tokenizer {codes.tokenizer.get('name')!r} (config {theirs}) "
+                f"cannot be decoded by {self.name!r} (config {self.config_hash})"
+            )
+        if codes.sample_rate != self.sample_rate or codes.hop_length != self.hop_length:
+            raise CodesError(
+                f"codes at {codes.sample_rate} Hz / hop {codes.hop_length} do not fit {self.name!r} "
+                f"({self.sample_rate} Hz / hop {self.hop_length})"
+            )
+
+    def _check_tokens(self, tokens: Tensor) -> Tensor:
+        tokens = torch.as_tensor(tokens)
+        if tokens.ndim != 3 or tokens.is_floating_point() or tokens.is_complex():
+            raise CodesError(f"codes must be an integer tensor [B, Q, T], got {tokens.dtype} {tuple(tokens.shape)}")
+        if not 1 <= tokens.shape[1] <= self.num_codebooks:
+            raise CodesError(f"codes have {tokens.shape[1]} codebooks; {self.name} has {self.num_codebooks}")
+        if tokens.shape[-1] == 0:
+            raise CodesError("codes have no frames")
+        if int(tokens.min()) < 0 or int(tokens.max()) >= self.codebook_size:
+            raise CodesError(
+                f"codes out of range [{int(tokens.min())}, {int(tokens.max())}]; "
+                f"the codebook size is {self.codebook_size}"
+            )
+        return tokens.long()
+
+    def _check_n_q(self, n_q: int | None) -> int:
+        n_q = self.num_codebooks if n_q is None else int(n_q)
+        if not 1 <= n_q <= self.num_codebooks:
+            raise ValueError(f"n_q={n_q} is out of range 1..{self.num_codebooks}")
+        return n_q
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike, card: str | None = None) -> Path:
+        """Write `config.json` + `model.safetensors` (+ `README.md` model card) to `directory`."""
+        from .checkpoint import save_checkpoint
+
+        return save_checkpoint(self, directory, card=card)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str | torch.device | None = None) -> Tokenizer:
+        from .checkpoint import load_checkpoint
+
+        return load_checkpoint(directory, device=device)
+
+    def extra_repr(self) -> str:
+        return (f"name={self.name!r}, sample_rate={self.sample_rate}, frame_rate={self.frame_rate:g}, "
+                f"num_codebooks={self.num_codebooks}, codebook_size={self.codebook_size}")
+
+
+def _pad_to(x: Tensor, size: int) -> Tensor:
+    return x if x.shape[-1] == size else torch.nn.functional.pad(x, (0, size - x.shape[-1]))
