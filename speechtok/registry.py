@@ -8,11 +8,14 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import UnknownTokenizerError
-from .tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # torch is imported on first load, not when the CLI builds its parser
+    import torch
+
+    from .tokenizer import Tokenizer
 
 ENTRY_POINT_GROUP = "speechtok.tokenizers"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -46,6 +49,7 @@ def available() -> list[Entry]:
 def load(name_or_path: str | os.PathLike = DEFAULT_TOKENIZER, device: str | torch.device | None = None) -> Tokenizer:
     """A checkpoint directory, a bundled name, `PLUGIN` or `PLUGIN:SPEC` -> Tokenizer in eval mode."""
     from .checkpoint import load_checkpoint
+    from .tokenizer import Tokenizer
 
     text = os.fspath(name_or_path)
     if Path(text).is_dir():

@@ -83,9 +83,12 @@ class Tokenizer(nn.Module):
         n_q = self._check_n_q(n_q)
         x = audio.prepare(wav, sample_rate, self.sample_rate).to(self.device)  # [B, 1, T]
         num_samples = self._lengths_at_rate(lengths, x, sample_rate)
+        if int(num_samples.min()) < self.hop_length:
+            raise AudioError(
+                f"audio too short: {int(num_samples.min())} samples at {self.sample_rate} Hz; one frame needs "
+                f"{self.hop_length} ({1000 * self.hop_length / self.sample_rate:g} ms)"
+            )
         frames = (num_samples + self.hop_length - 1) // self.hop_length
-        if frames.min() < 1:
-            raise AudioError(f"input too short: fewer samples than one frame ({self.hop_length})")
         with torch.inference_mode():
             codes = self._encode_frames(x, num_samples if lengths is not None else None, int(frames.max()), n_q)
         return Codes(codes=codes, lengths=frames.cpu(), sample_rate=self.sample_rate, hop_length=self.hop_length,

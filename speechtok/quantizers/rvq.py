@@ -62,8 +62,12 @@ class RVQ(Quantizer):
         books = self.codebooks
         codes = []
         for book in books[:n_q]:
-            # ||r - e||^2 = ||r||^2 - 2 r.e + ||e||^2; ||r||^2 is constant per row, so it is left out
-            dist = torch.addmm((book * book).sum(-1), residual, book.t(), alpha=-2.0)
+            # ||r - e||^2 = ||r||^2 - 2 r.e + ||e||^2, ||r||^2 left out (constant per row). Both sides are
+            # centred on the codebook mean first: the distances are unchanged, and the cancellation error of
+            # the expansion shrinks with ||e||^2, so near-equal candidates are told apart as by a direct difference.
+            mean = book.mean(dim=0)
+            centred = book - mean
+            dist = torch.addmm((centred * centred).sum(-1), residual - mean, centred.t(), alpha=-2.0)
             idx = dist.argmin(dim=-1)
             residual = residual - book[idx]
             codes.append(idx)

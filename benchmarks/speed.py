@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""CPU speed of the default speechtok codec, beside peer codecs in the same process (a benchmark, not a test).
+
+For `build_codec(CodecConfig())` with random weights (eval mode, denormals flushed, 2 threads), on 10 s clips
+at batch 1 and 8, it prints encode / decode x-realtime of
+
+- the pure model forward: `encoder` + `quantizer.encode`, and `quantizer.decode` + `decoder`;
+- the API: `Tokenizer.encode(wav, 16000)` and `Tokenizer.decode(codes)`,
+
+and the API's overhead over the model in %; the GFLOPs per second of audio of encode and decode (counted with
+`torch.utils.flop_counter.FlopCounterMode`, plus LSTMs, which it does not count; FFTs are not counted); the
+start-up time of the `speechtok` CLI (`speechtok --help`, median of several runs); and the same table rows for
+the peer codecs of ../shared/peers/peer_speed.py, measured by its own timing code in this process.
+
+The peers need their venv (`bash ../shared/peers/setup_venv.sh` -> /tmp/peers-venv), which must also be able
+to import speechtok's pure-Python dependencies (install them there with `pip install --no-deps`, leaving its
+torch alone); this script puts the repository on `sys.path`. With `--peers none` any venv with speechtok works:
+
+    /tmp/peers-venv/bin/python benchmarks/speed.py                          # + encodec_24k, b=1 and 8
+    /tmp/peers-venv/bin/python benchmarks/speed.py --peers none --batches 8 --malloc tuned
+    .venv/bin/python benchmarks/speed.py --peers none
+
+Allocator: by default (`--malloc system`) glibc malloc is left as users have it. `--malloc tuned` restarts the
+process with peer_speed's GLIBC_TUNABLES (freed memory stays in the heap), as the peers' stored figures in
+../shared/peers/README.md were taken. If tuning helps our model, the fix belongs in speechtok, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+PEERS_DIR = REPO.parent / "shared" / "peers"  # ../shared beside the clone
+REEXEC_MARK = "SPEECHTOK_BENCH_REEXEC"
+
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from speechtok.families import CodecConfig, build_codec  # noqa: E402
+from speechtok.tokenizer import Tokenizer  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--peers", default="encodec_24k", help="comma list of peer_speed.py peers, 'all' or 'none'")
+    ap.add_argument("--peers-dir", type=Path, default=PEERS_DIR, help="folder holding peer_speed.py")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--seconds", type=float, default=10.0, help="audio per item")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--malloc", choices=("system", "tuned"), default="system",
+                    help="system: glibc malloc as users have it; tuned: restart with peer_speed's GLIBC_TUNABLES")
+    ap.add_argument("--cli", help="the speechtok console script to time (default: beside this python, on PATH, "
+                                  "or the repository's .venv)")
+    ap.add_argument("--cli-runs", type=int, default=5, help="timed `speechtok --help` runs (0: skip)")
+    ap.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = ap.parse_args(argv)
+
+    ps = _import_peer_speed(args.peers_dir)
+    if args.malloc == "tuned":
+        _reexec_with(ps.MALLOC_TUNABLES)
+    ps.setup_torch(threads=args.threads)  # threads, 1 inter-op thread, flush denormals, seed 0
+    batches = tuple(int(b) for b in args.batches.split(",") if b)
+    env = dict(ps.environment(), malloc=args.malloc, loadavg_start=os.getloadavg())
+    for k in ("encodec", "descript-audio-codec", "speechtokenizer", "snac", "vocos", "transformers", "torchaudio"):
+        env.pop(k, None)  # peer package versions: only those run are of interest, and peer_speed's README has them
+
+    tok = build_codec(CodecConfig()).eval()
+    model, api = _our_peers(ps, tok)
+    sr, seconds = tok.sample_rate, args.seconds
+
+    flops = {"speechtok-codec": _gflops_per_audio_second(model.encode, model.decode, sr, seconds)}
+    names = _peer_names(ps, args.peers)
+    clock = _Clock()
+    rows = ps.run([clock.wrap(model), clock.wrap(api)], batches=batches, seconds=seconds)
+    for name in names:  # one at a time, as peer_speed.main does: only one model in memory
+        for peer in ps.build_peers([name]):
+            if name == "encodec_24k":
+                flops[peer.name] = _gflops_per_audio_second(peer.encode, peer.decode, peer.sample_rate, seconds)
+            rows += ps.run([clock.wrap(peer)], batches=batches, seconds=seconds)
+            del peer
+    clock.annotate(rows)
+    cli = _cli_startup(args.cli, args.cli_runs)
+    env["loadavg_end"] = os.getloadavg()
+
+    print()
+    print(_machine_line(env, args.threads))
+    print(f"{seconds:g} s of noise per item; peer_speed's policy: 1 warm-up, median of up to 5 timed runs "
+          "(n=k: fewer, once 20 s are spent per cell and direction); xRT = batch x audio s / wall s. "
+          "Random weights. The machine is shared with other jobs: expect noise of 10-20%.")
+    if names:
+        print("Peers' stored figures in ../shared/peers/README.md were taken with tuned malloc.")
+    print()
+    print(ps.format_table(rows, batches))
+    print()
+    print(_overhead_table(rows, model.name, api.name, batches))
+    print()
+    print(_flops_table(flops, rows))
+    print()
+    print(_cpu_table(rows, batches, args.threads))
+    print()
+    print(cli["line"])
+    if args.json:
+        args.json.write_text(json.dumps({"environment": env, "args": vars(args), "rows": rows, "gflops": flops,
+                                         "cli": cli}, indent=1, default=str))
+
+
+# -- our rows ----------------------------------------------------------------------------------------
+
+
+def _our_peers(ps, tok: Tokenizer):
+    """Two rows for the same model: its pure forward, and the `Tokenizer` API around it."""
+
+    def model_encode(wav):  # [B, 1, T] -> codes [B, Q, T_frames]
+        return tok.quantizer.encode(tok.encoder(wav))
+
+    def model_decode(codes):  # [B, Q, T_frames] -> [B, 1, T]
+        return tok.decoder(tok.quantizer.decode(codes))
+
+    meta = dict(frame_rate=tok.frame_rate, n_codebooks=tok.num_codebooks, codebook_size=tok.codebook_size,
+                params_m=ps.count_params(tok))
+    model = ps.Peer(name="speechtok-codec (model)", sample_rate=tok.sample_rate, encode=model_encode,
+                    decode=model_decode, **meta)
+    api = ps.Peer(name="speechtok-codec (Tokenizer)", sample_rate=tok.sample_rate,
+                  encode=lambda wav: tok.encode(wav, tok.sample_rate), decode=tok.decode, **meta)
+    return model, api
+
+
+def _overhead_table(rows: list[dict], model: str, api: str, batches: tuple[int, ...]) -> str:
+    """API time over model-forward time, per direction and batch: what the `Tokenizer` adds."""
+    by = {(r["name"], r["batch"]): r for r in rows if not r.get("skipped")}
+    lines = ["| Tokenizer API overhead over the model forward | " + " | ".join(
+        f"enc b={b} | dec b={b}" for b in batches) + " |", "|---" * (1 + 2 * len(batches)) + "|"]
+    cells = []
+    for b in batches:
+        m, a = by.get((model, b)), by.get((api, b))
+        for key in ("encode_s", "decode_s"):
+            cells.append("-" if m is None or a is None else f"{100 * (a[key] / m[key] - 1):+.1f}%")
+    lines.append("| speechtok-codec | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -- contention ----------------------------------------------------------------------------------------
+
+
+class _Clock:
+    """Process CPU seconds and wall seconds of every encode and decode call (warm-ups included), per model,
+    batch and direction. CPU / wall near the thread count means the cores were ours; well below it, other
+    jobs took them (or the model leaves threads idle), and the wall times of that cell are suspect."""
+
+    def __init__(self):
+        self.cells: dict[tuple[str, int, str], list[float]] = {}  # (name, batch, direction) -> [cpu s, wall s]
+
+    def wrap(self, peer):
+        batch = [0]  # the batch of the last encode: decode gets its codes
+
+        def encode(wav, _fn=peer.encode):
+            batch[0] = wav.shape[0]
+            return self._call((peer.name, batch[0], "encode"), _fn, wav)
+
+        def decode(codes, _fn=peer.decode):
+            return self._call((peer.name, batch[0], "decode"), _fn, codes)
+
+        return dataclasses.replace(peer, encode=encode, decode=decode if peer.decode else None)
+
+    def _call(self, key, fn, arg):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn(arg)
+        cell = self.cells.setdefault(key, [0.0, 0.0])
+        cell[0] += time.process_time() - c0
+        cell[1] += time.perf_counter() - t0
+        return out
+
+    def annotate(self, rows: list[dict]) -> None:
+        for r in rows:
+            for direction in ("encode", "decode"):
+                cpu, wall = self.cells.get((r["name"], r["batch"], direction), (0.0, 0.0))
+                r[f"{direction}_cpu_per_wall"] = cpu / wall if wall else None
+
+
+def _cpu_table(rows: list[dict], batches: tuple[int, ...], threads: int) -> str:
+    head = "| CPU s / wall s (at most " + str(threads) + ") | " + " | ".join(
+        f"enc b={b} | dec b={b}" for b in batches) + " |"
+    lines = [head, "|---" * (1 + 2 * len(batches)) + "|"]
+    by = {(r["name"], r["batch"]): r for r in rows}
+    for name in dict.fromkeys(r["name"] for r in rows):
+        cells = []
+        for b in batches:
+            r = by.get((name, b), {})
+            cells += [_fmt(r.get("encode_cpu_per_wall")), _fmt(r.get("decode_cpu_per_wall"))]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+# -- FLOPs -------------------------------------------------------------------------------------------
+
+
+def _gflops_per_audio_second(encode: Callable, decode: Callable, sample_rate: int, seconds: float) -> dict:
+    """GFLOPs per second of audio of one encode and one decode of a `seconds` clip at batch 1."""
+    wav = 0.1 * torch.randn(1, 1, int(round(sample_rate * seconds)), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        enc, codes = _count_flops(encode, wav)
+        dec, _ = _count_flops(decode, codes)
+    return {"encode": enc / seconds / 1e9, "decode": dec / seconds / 1e9}
+
+
+def _count_flops(fn: Callable, arg: Any) -> tuple[int, Any]:
+    """FLOPs of `fn(arg)`: FlopCounterMode's (matmuls, convs) plus nn.LSTM's, which it does not count."""
+    lstm_flops = []
+
+    def on_lstm(module, inputs, output):
+        if isinstance(module, torch.nn.LSTM):
+            x = inputs[0]  # [B, T, I] (batch_first) or [T, B, I]
+            steps = x.shape[0] * x.shape[1]
+            h, i = module.hidden_size, module.input_size
+            dirs = 2 if module.bidirectional else 1
+            per_step = sum(2 * 4 * h * ((i if layer == 0 else h * dirs) + h) for layer in range(module.num_layers))
+            lstm_flops.append(steps * per_step * dirs)
+
+    counter = FlopCounterMode(display=False)
+    handle = torch.nn.modules.module.register_module_forward_hook(on_lstm)
+    try:
+        with counter:
+            out = fn(arg)
+    finally:
+        handle.remove()
+    return counter.get_total_flops() + sum(lstm_flops), out
+
+
+def _flops_table(flops: dict[str, dict], rows: list[dict]) -> str:
+    """GFLOPs per audio second, and the GFLOP/s the model forward achieves at each measured batch."""
+    lines = ["| model | GFLOPs / audio s, encode | GFLOPs / audio s, decode | achieved GFLOP/s enc, dec |",
+             "|---|---|---|---|"]
+    for name, f in flops.items():
+        row_name = "speechtok-codec (model)" if name == "speechtok-codec" else name
+        achieved = [f"b={r['batch']}: {f['encode'] * r['encode_xrt']:.1f}, {f['decode'] * r['decode_xrt']:.1f}"
+                    for r in rows if r["name"] == row_name and not r.get("skipped") and r.get("decode_xrt")]
+        lines.append(f"| {name} | {f['encode']:.2f} | {f['decode']:.2f} | {'; '.join(achieved) or '-'} |")
+    lines.append("(FlopCounterMode: convolutions and matmuls, 2 FLOPs per multiply-add; LSTMs added by hand; "
+                 "FFTs, norms and activations not counted)")
+    return "\n".join(lines)
+
+
+# -- CLI start-up ------------------------------------------------------------------------------------
+
+
+def _cli_startup(cli: str | None, runs: int) -> dict:
+    """Median wall time of `speechtok --help` in a fresh process (after one untimed run), beside the time of
+    `python -c "import torch"` with the same interpreter. A missing console script is reported, not raised."""
+    if runs <= 0:
+        return {"line": "CLI start-up: not measured (--cli-runs 0)"}
+    exe = cli or _find_cli()
+    if exe is None:
+        return {"line": "CLI start-up: no `speechtok` console script found (pip install -e . makes one)"}
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", REEXEC_MARK, "PEER_SPEED_REEXEC")}
+    cli_s, err = _time_command([exe, "--help"], runs, env)
+    if cli_s is None:
+        return {"line": f"CLI start-up: `{exe} --help` failed: {err}", "exe": exe}
+    python = _shebang_python(exe)
+    torch_s = _time_command([python, "-c", "import torch"], runs, env)[0] if python else None
+    line = (f"CLI start-up: `speechtok --help` {statistics.median(cli_s):.2f} s (median of {runs}, "
+            f"min {min(cli_s):.2f} s; {exe})")
+    if torch_s:
+        line += f"; `python -c 'import torch'` alone: {statistics.median(torch_s):.2f} s"
+    return {"line": line, "exe": exe, "help_s": cli_s, "import_torch_s": torch_s}
+
+
+def _find_cli() -> str | None:
+    for candidate in (Path(sys.executable).parent / "speechtok", shutil.which("speechtok"),
+                      REPO / ".venv" / "bin" / "speechtok"):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def _shebang_python(script: str) -> str | None:
+    try:
+        first = Path(script).read_bytes()[:200].split(b"\n", 1)[0].decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return first[2:].strip().split()[0] if first.startswith("#!") and "python" in first else None
+
+
+def _time_command(cmd: list[str], runs: int, env: dict) -> tuple[list[float] | None, str]:
+    times = []
+    for i in range(runs + 1):  # the first run warms the page cache and is not timed
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return None, f"exit {proc.returncode}: {tail}"
+        if i:
+            times.append(elapsed)
+    return times, ""
+
+
+# -- set-up ------------------------------------------------------------------------------------------
+
+
+def _import_peer_speed(peers_dir: Path):
+    """peer_speed.py needs only torch at import; it imports each peer's package when that peer is built."""
+    if not (peers_dir / "peer_speed.py").is_file():
+        sys.exit(f"{peers_dir / 'peer_speed.py'} not found: pass --peers-dir (../shared/peers beside the clone)")
+    sys.path.insert(0, str(peers_dir))
+    import peer_speed
+
+    return peer_speed
+
+
+def _reexec_with(tunables: str) -> None:
+    """Restart this command with glibc malloc tuned: the tunables are read only at process start."""
+    if os.environ.get(REEXEC_MARK) or tunables in os.environ.get("GLIBC_TUNABLES", ""):
+        return
+    env = dict(os.environ, **{REEXEC_MARK: "1"})
+    env["GLIBC_TUNABLES"] = ":".join(x for x in (env.get("GLIBC_TUNABLES"), tunables) if x)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def _peer_names(ps, spec: str) -> list[str]:
+    if spec == "none":
+        return []
+    names = list(ps.BUILDERS) if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ps.BUILDERS]
+    if unknown:
+        sys.exit(f"unknown peers {unknown}; known: {list(ps.BUILDERS)}")
+    return names
+
+
+def _machine_line(env: dict, threads: int) -> str:
+    load = "/".join(f"{x:.1f}" for x in env["loadavg_start"])
+    load_end = "/".join(f"{x:.1f}" for x in env["loadavg_end"])
+    return (f"Machine: {env.get('cpu', platform.processor() or 'unknown CPU')}, {env['cpu_count']} cores, "
+            f"{threads} torch threads, torch {env['torch']}, Python {env['python']}, "
+            f"malloc {env['malloc']} (tuned: {env['malloc_tuned']}), load average {load} at start, "
+            f"{load_end} at end, {env['date']}")
+
+
+if __name__ == "__main__":
+    main()

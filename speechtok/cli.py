@@ -1,0 +1,226 @@
+"""`speechtok encode | decode | info | list`: stdout carries data, stderr carries logs; exit 0 on success,
+1 when any input failed (the others are still done), 2 on usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+
+log = logging.getLogger("speechtok")
+
+CODES_SUFFIXES = (".npy", ".pt", ".safetensors")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * args.verbose + 10 * args.quiet,
+                        format="speechtok: %(message)s", stream=sys.stderr)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    from .runtime import tune_malloc
+
+    tune_malloc()
+    from .errors import SpeechtokError
+
+    try:
+        return args.func(args)
+    except SpeechtokError as e:
+        log.error("%s", e)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="speechtok", description="Discrete speech tokenizers and neural audio codecs.")
+    p.add_argument("--version", action="version", version=f"speechtok {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="fewer logs on stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    e = sub.add_parser("encode", help="audio files -> codes files",
+                       description="Encode audio into codes. One input: -o is the output file. Several inputs "
+                                   "or a directory: -o is a directory (subfolders mirrored). No -o: beside each input.")
+    e.add_argument("inputs", nargs="+", metavar="IN", help="audio files or directories (scanned recursively)")
+    e.add_argument("-o", "--output", help="output file (one input) or directory")
+    _model_arg(e)
+    e.add_argument("--n-q", type=int, default=None, help="codebooks to keep (default: all)")
+    e.add_argument("--format", choices=("npy", "pt", "safetensors"), default=None,
+                   help="codes file format (default: from -o's suffix, else npy)")
+    e.set_defaults(func=cmd_encode)
+
+    d = sub.add_parser("decode", help="codes files -> audio",
+                       description="Decode codes back to audio. The tokenizer is found from the codes' metadata.")
+    d.add_argument("inputs", nargs="+", metavar="CODES", help="codes files or directories")
+    d.add_argument("-o", "--output", help="output .wav (one input) or directory (default: <stem>.decoded.wav beside)")
+    d.add_argument("--model", default=None, help="decode with this tokenizer instead of the one the codes name")
+    d.add_argument("--device", default=None, help="torch device (default: cpu)")
+    d.set_defaults(func=cmd_decode)
+
+    i = sub.add_parser("info", help="describe a tokenizer or a codes file")
+    i.add_argument("target", metavar="MODEL|CODES", help="tokenizer name, checkpoint directory, or codes file")
+    i.add_argument("--json", action="store_true", help="print JSON on stdout")
+    i.set_defaults(func=cmd_info)
+
+    ls = sub.add_parser("list", help="list the available tokenizers (bundled and plugins)")
+    ls.add_argument("--json", action="store_true", help="print JSON on stdout")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    from .registry import DEFAULT_TOKENIZER
+
+    p.add_argument("-m", "--model", default=DEFAULT_TOKENIZER,
+                   help=f"tokenizer name or checkpoint directory (default: {DEFAULT_TOKENIZER})")
+    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .inputs import plan
+    from .registry import load
+
+    fmt = args.format or _format_from(args.output, len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir())
+    jobs = _plan_or_fail(lambda: plan(args.inputs, args.output, "." + fmt))
+    if not jobs:
+        log.error("no audio files found in %s", " ".join(args.inputs))
+        return 1
+    tok = load(args.model, device=args.device)
+    return _run_jobs(jobs, lambda job: tok.encode_file(job.source, n_q=args.n_q).save(job.target, fmt), "encode")
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from . import audio
+    from .codes import Codes
+    from .inputs import plan
+
+    jobs = _plan_or_fail(lambda: plan(args.inputs, args.output, ".wav", CODES_SUFFIXES, ".decoded.wav"))
+    if not jobs:
+        log.error("no codes files found in %s", " ".join(args.inputs))
+        return 1
+    models: dict[str, object] = {}
+
+    def decode_one(job):
+        codes = Codes.load(job.source)
+        tok = _tokenizer_for(codes, args.model, args.device, models, job.source)
+        audio.write(job.target, tok.decode(codes)[0], tok.sample_rate)
+
+    return _run_jobs(jobs, decode_one, "decode")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .codes import Codes
+
+    target = Path(args.target)
+    if target.suffix in CODES_SUFFIXES and target.is_file():
+        codes = Codes.load(target)
+        info = {**codes.metadata(), "num_frames": int(codes.lengths[0]),
+                "duration_s": round(int(codes.lengths[0]) / codes.frame_rate, 3)}
+    else:
+        from .registry import load
+
+        info = describe(load(args.target))
+    _print_mapping(info, args.json)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import available
+
+    entries = [{"name": e.name, "kind": e.kind, "where": e.where} for e in available()]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    elif not entries:
+        log.warning("no tokenizers available: no bundled checkpoint and no plugin installed")
+    for e in [] if args.json else entries:
+        print(f"{e['name']}\t{e['kind']}\t{e['where']}")
+    return 0
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+
+
+def describe(tok) -> dict:
+    return {
+        "name": tok.name, "family": tok.family, "source": tok.source, "sample_rate": tok.sample_rate,
+        "frame_rate": tok.frame_rate, "hop_length": tok.hop_length, "num_codebooks": tok.num_codebooks,
+        "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
+        "params": sum(p.numel() for p in tok.parameters()),
+    }
+
+
+def _tokenizer_for(codes, model: str | None, device, cache: dict, source: Path):
+    from .errors import CodesError
+    from .registry import load
+
+    name = model or codes.tokenizer.get("source") or codes.tokenizer.get("name")
+    if not name:
+        raise CodesError(f"{source}: the codes do not say which tokenizer made them; pass --model")
+    if name not in cache:
+        cache[name] = load(name, device=device)
+    try:
+        cache[name].check_codes(codes)
+    except CodesError as e:
+        raise CodesError(f"{source}: {e}") from None
+    return cache[name]
+
+
+def _run_jobs(jobs, work, verb: str) -> int:
+    """Run each job; a failing one is logged in one line and the rest go on. Exit code 1 if any failed."""
+    from tqdm import tqdm
+
+    from .errors import SpeechtokError, with_source
+
+    failed = 0
+    bar = tqdm(jobs, desc=verb, unit="file", disable=len(jobs) < 2 or None, file=sys.stderr)
+    for job in bar:
+        try:
+            work(job)
+            log.info("%s -> %s", job.source, job.target)
+        except SpeechtokError as e:
+            failed += 1
+            log.error("%s", with_source(e, job.source))
+        except (OSError, ValueError, RuntimeError) as e:
+            failed += 1
+            log.error("%s: %s", job.source, " ".join(str(e).split()) or type(e).__name__)
+    if failed:
+        log.error("%d of %d files failed", failed, len(jobs))
+    return 1 if failed else 0
+
+
+def _plan_or_fail(make):
+    from .errors import SpeechtokError
+
+    try:
+        return make()
+    except ValueError as e:
+        raise SpeechtokError(str(e)) from None
+
+
+def _format_from(output: str | None, single: bool) -> str:
+    if output and single and Path(output).suffix in CODES_SUFFIXES:
+        return Path(output).suffix[1:]
+    return "npy"
+
+
+def _print_mapping(info: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        print(f"{key}\t{json.dumps(value) if isinstance(value, dict) else value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny codec with real (k-means-initialised) codebooks, saved as a checkpoint directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechtok import audio
+from speechtok.codecs.seanet import SEANetConfig
+from speechtok.families import CodecConfig, build_codec
+from speechtok.quantizers.rvq import RVQConfig
+from speechtok.vocoders.gan import VocosConfig
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LS_CLIP = DATA / "librispeech_samples/audio/test-other/1688/1688-142285-0001.flac"
+
+
+def tiny_config(**rvq) -> CodecConfig:
+    """16 kHz, 50 frames/s, 8 codebooks, like the default, but a few thousand parameters."""
+    return CodecConfig(
+        sample_rate=16000,
+        encoder=SEANetConfig(channels=4, dim=8),
+        quantizer=RVQConfig(dim=8, num_codebooks=8, codebook_size=64, **rvq),
+        decoder=VocosConfig(input_dim=8, dim=16, intermediate_dim=32, num_layers=2, n_fft=640, hop_length=320),
+    )
+
+
+def speech(seconds: float = 2.0, sample_rate: int = 16000) -> torch.Tensor:
+    """Real speech [T] from LS-test when ../shared/data is there, else a deterministic synthetic voice-like signal."""
+    if LS_CLIP.is_file():
+        wav = audio.load(LS_CLIP, sample_rate)[0, 0]
+        return wav[: int(seconds * sample_rate)]
+    t = torch.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 120 + 30 * torch.sin(2 * np.pi * 0.5 * t)
+    phase = 2 * np.pi * torch.cumsum(f0, 0) / sample_rate
+    voice = sum(torch.sin(k * phase) / k for k in range(1, 20))
+    return (0.1 * voice * (0.6 + 0.4 * torch.sin(2 * np.pi * 3 * t))).float()
+
+
+def make_tiny_codec(seed: int = 0, **rvq):
+    torch.manual_seed(seed)
+    tok = build_codec(tiny_config(**rvq), norm=True, name="tiny-codec")
+    tok.train()
+    tok.quantizer.vq.quantize_dropout = False  # so that every layer is reached and initialised
+    with torch.no_grad():  # one training forward runs the quantizer's k-means init on real latents
+        wav = speech(12.0)[None, None, 6 * 16000 :]  # not the seconds the tests encode: no exact fits
+        wav = wav + 0.01 * torch.randn_like(wav)  # spreads the centroids: a tiny encoder maps quiet input to ~one point
+        tok.quantizer(tok.encoder(wav))
+    tok.quantizer.vq.quantize_dropout = True
+    return tok.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("ckpt") / "tiny-codec"
+    make_tiny_codec().save(directory)
+    return directory
+
+
+@pytest.fixture()
+def tok(tiny_ckpt):
+    from speechtok import load
+
+    return load(tiny_ckpt)

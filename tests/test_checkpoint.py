@@ -1,0 +1,83 @@
+"""Checkpoint directories: every broken one is a one-line CheckpointError naming the file."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import speechtok
+from speechtok.errors import CheckpointError, UnknownTokenizerError
+
+
+@pytest.fixture()
+def ckpt(tiny_ckpt, tmp_path):
+    copy = tmp_path / "ckpt"
+    shutil.copytree(tiny_ckpt, copy)
+    return copy
+
+
+def test_missing_config(ckpt):
+    (ckpt / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="config.json: missing"):
+        speechtok.load(ckpt)
+
+
+def test_corrupt_config(ckpt):
+    (ckpt / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json: corrupt JSON"):
+        speechtok.load(ckpt)
+
+
+def test_unknown_format_and_family(ckpt):
+    meta = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        speechtok.load(ckpt)
+    (ckpt / "config.json").write_text(json.dumps({**meta, "family": "nope"}))
+    with pytest.raises(CheckpointError, match="unknown family 'nope'"):
+        speechtok.load(ckpt)
+    (ckpt / "config.json").write_text(json.dumps({**meta, "config": {**meta["config"], "bogus": 1}}))
+    with pytest.raises(CheckpointError, match="bogus"):
+        speechtok.load(ckpt)
+
+
+def test_missing_and_corrupt_weights(ckpt):
+    weights = ckpt / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors: corrupt"):
+        speechtok.load(ckpt)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors: missing"):
+        speechtok.load(ckpt)
+
+
+def test_weights_that_do_not_match(ckpt):
+    state = load_file(ckpt / "model.safetensors")
+    state.pop(next(iter(state)))
+    save_file(state, ckpt / "model.safetensors")
+    with pytest.raises(CheckpointError, match="do not match"):
+        speechtok.load(ckpt)
+
+
+def test_sharded_weights(ckpt):
+    """Hugging Face-style shards with an index load like one file."""
+    state = load_file(ckpt / "model.safetensors")
+    keys = sorted(state)
+    halves = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+    weight_map = {}
+    for i, part in enumerate(halves, 1):
+        name = f"model-{i:05d}-of-00002.safetensors"
+        save_file({k: state[k] for k in part}, ckpt / name)
+        weight_map.update(dict.fromkeys(part, name))
+    (ckpt / "model.safetensors").unlink()
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    tok = speechtok.load(ckpt)
+    assert torch.equal(tok.state_dict()[keys[0]], state[keys[0]])
+
+
+def test_unknown_name():
+    with pytest.raises(UnknownTokenizerError, match="no-such-tokenizer"):
+        speechtok.load("no-such-tokenizer")
