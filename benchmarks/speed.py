@@ -157,12 +157,13 @@ def _overhead_table(rows: list[dict], model: str, api: str, batches: tuple[int, 
 
 
 class _Clock:
-    """Process CPU seconds and wall seconds of every encode and decode call (warm-ups included), per model,
-    batch and direction. CPU / wall near the thread count means the cores were ours; well below it, other
-    jobs took them (or the model leaves threads idle), and the wall times of that cell are suspect."""
+    """Process CPU seconds (user, system) and wall seconds of every encode and decode call (warm-ups included),
+    per model, batch and direction. CPU / wall near the thread count means the cores were ours; well below it,
+    other jobs took them (or the model leaves threads idle), and the wall times of that cell are suspect. A high
+    system share is the allocator's page faults (see --malloc)."""
 
     def __init__(self):
-        self.cells: dict[tuple[str, int, str], list[float]] = {}  # (name, batch, direction) -> [cpu s, wall s]
+        self.cells: dict[tuple[str, int, str], list[float]] = {}  # (name, batch, direction) -> [user, sys, wall]
 
     def wrap(self, peer):
         batch = [0]  # the batch of the last encode: decode gets its codes
@@ -177,22 +178,25 @@ class _Clock:
         return dataclasses.replace(peer, encode=encode, decode=decode if peer.decode else None)
 
     def _call(self, key, fn, arg):
-        c0, t0 = time.process_time(), time.perf_counter()
+        c0, t0 = os.times(), time.perf_counter()
         out = fn(arg)
-        cell = self.cells.setdefault(key, [0.0, 0.0])
-        cell[0] += time.process_time() - c0
-        cell[1] += time.perf_counter() - t0
+        c1 = os.times()
+        cell = self.cells.setdefault(key, [0.0, 0.0, 0.0])
+        cell[0] += c1.user - c0.user
+        cell[1] += c1.system - c0.system  # page faults of fresh mmaps show here
+        cell[2] += time.perf_counter() - t0
         return out
 
     def annotate(self, rows: list[dict]) -> None:
         for r in rows:
             for direction in ("encode", "decode"):
-                cpu, wall = self.cells.get((r["name"], r["batch"], direction), (0.0, 0.0))
-                r[f"{direction}_cpu_per_wall"] = cpu / wall if wall else None
+                user, system, wall = self.cells.get((r["name"], r["batch"], direction), (0.0, 0.0, 0.0))
+                r[f"{direction}_cpu_per_wall"] = (user + system) / wall if wall else None
+                r[f"{direction}_sys_share"] = system / (user + system) if user + system else None
 
 
 def _cpu_table(rows: list[dict], batches: tuple[int, ...], threads: int) -> str:
-    head = "| CPU s / wall s (at most " + str(threads) + ") | " + " | ".join(
+    head = f"| CPU s / wall s (at most {threads}), system share | " + " | ".join(
         f"enc b={b} | dec b={b}" for b in batches) + " |"
     lines = [head, "|---" * (1 + 2 * len(batches)) + "|"]
     by = {(r["name"], r["batch"]): r for r in rows}
@@ -200,13 +204,11 @@ def _cpu_table(rows: list[dict], batches: tuple[int, ...], threads: int) -> str:
         cells = []
         for b in batches:
             r = by.get((name, b), {})
-            cells += [_fmt(r.get("encode_cpu_per_wall")), _fmt(r.get("decode_cpu_per_wall"))]
+            for d in ("encode", "decode"):
+                util, share = r.get(f"{d}_cpu_per_wall"), r.get(f"{d}_sys_share")
+                cells.append("-" if util is None else f"{util:.2f}, sys {100 * share:.0f}%")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
 
 
 # -- FLOPs -------------------------------------------------------------------------------------------

@@ -28,18 +28,27 @@ INDEX_NAME = "model.safetensors.index.json"
 CARD_NAME = "README.md"
 
 
-def save_checkpoint(tok: Tokenizer, directory: str | os.PathLike, card: str | None = None) -> Path:
-    """Weights are written folded (no weight-norm hooks) and contiguous; each file atomically."""
+def save_checkpoint(tok: Tokenizer, directory: str | os.PathLike, card: str | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Weights are written folded (no weight-norm hooks), without state that loading derives, and in `dtype`
+    (e.g. torch.float16 halves the file; loading casts back to float32); each file atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plain = fold_weight_norm(copy.deepcopy(tok).cpu())
-    state = {k: v.detach().contiguous() for k, v in plain.state_dict().items()}
+    derived = tok.quantizer.derived_state_suffixes
+    state = {k: _cast(v.detach(), dtype).contiguous() for k, v in plain.state_dict().items()
+             if not k.endswith(derived)}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
-    write_text(directory / CONFIG_NAME, json.dumps(checkpoint_config(tok), indent=2) + "\n")
+    meta = {**checkpoint_config(tok), "weights_dtype": str(dtype or torch.float32).removeprefix("torch.")}
+    write_text(directory / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
     if card is not None:
         write_text(directory / CARD_NAME, card)
     return directory
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return t.to(dtype) if dtype is not None and t.is_floating_point() else t
 
 
 def checkpoint_config(tok: Tokenizer) -> dict:
@@ -92,8 +101,11 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device | N
     directory = Path(directory)
     meta = read_config(directory)
     tok = build_from_config(meta, directory / CONFIG_NAME)
-    state = read_weights(directory)
-    missing, unexpected = _key_diff(tok.state_dict(), state)
+    expected = tok.state_dict()
+    state = {k: v.to(expected[k].dtype) if k in expected and v.is_floating_point() else v
+             for k, v in read_weights(directory).items()}
+    missing, unexpected = _key_diff(expected, state)
+    missing = [k for k in missing if not k.endswith(tok.quantizer.derived_state_suffixes)]
     if missing or unexpected:
         raise CheckpointError(
             f"{directory}: weights do not match {CONFIG_NAME} "

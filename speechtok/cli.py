@@ -70,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print JSON on stdout")
     i.set_defaults(func=cmd_info)
 
+    t = sub.add_parser("train", help="train a tokenizer from a recipe",
+                       description="Train from a recipe (a YAML file or a bundled name: "
+                                   "codec). Overrides are key=value with dotted keys, e.g. train.steps=100. "
+                                   "Running again with the same --run-dir resumes.")
+    t.add_argument("recipe", help="recipe file or bundled recipe name")
+    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
+    t.add_argument("--run-dir", default=None, help="run directory (default: runs/<recipe name>)")
+    t.set_defaults(func=cmd_train)
+
+    x = sub.add_parser("export", help="write the inference checkpoint of a training run")
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("-o", "--output", required=True, help="checkpoint directory to write")
+    x.add_argument("--card", default=None, help="model card (markdown) to include as README.md")
+    x.set_defaults(func=cmd_export)
+
     ls = sub.add_parser("list", help="list the available tokenizers (bundled and plugins)")
     ls.add_argument("--json", action="store_true", help="print JSON on stdout")
     ls.set_defaults(func=cmd_list)
@@ -145,6 +160,37 @@ def cmd_list(args: argparse.Namespace) -> int:
         log.warning("no tokenizers available: no bundled checkpoint and no plugin installed")
     for e in [] if args.json else entries:
         print(f"{e['name']}\t{e['kind']}\t{e['where']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.recipe import load_recipe
+    from .training.trainer import Trainer
+
+    if not args.quiet:  # a training run reports resume and checkpoints
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+    except (OSError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    run_dir = args.run_dir or str(Path("runs") / Path(args.recipe).stem)
+    Trainer(recipe, run_dir).fit()
+    log.info("done: %s (export it with: speechtok export %s -o CKPT_DIR)", run_dir, run_dir)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .training.trainer import load_run
+
+    try:
+        trainer = load_run(args.run_dir)
+    except (OSError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    card = Path(args.card).read_text() if args.card else None
+    out = trainer.task.export().save(args.output, card=card)
+    log.warning("wrote %s (step %d)", out, trainer.step)
     return 0
 
 

@@ -23,7 +23,7 @@ def tiny_config(**rvq) -> CodecConfig:
     return CodecConfig(
         sample_rate=16000,
         encoder=SEANetConfig(channels=4, dim=8),
-        quantizer=RVQConfig(dim=8, num_codebooks=8, codebook_size=64, **rvq),
+        quantizer=RVQConfig(dim=8, codebook_dim=4, num_codebooks=8, codebook_size=64, **rvq),
         decoder=VocosConfig(input_dim=8, dim=16, intermediate_dim=32, num_layers=2, n_fft=640, hop_length=320),
     )
 

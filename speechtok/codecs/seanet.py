@@ -19,7 +19,7 @@ from .base import Encoder
 
 @dataclass(frozen=True)
 class SEANetConfig:
-    channels: int = 32  # width of the first block; doubles at every stride
+    channels: int = 16  # width of the first block; doubles at every stride
     dim: int = 128  # latent dimension D
     strides: tuple[int, ...] = (2, 4, 5, 8)  # hop = product: 320 samples = 50 frames/s at 16 kHz
     kernel_size: int = 7

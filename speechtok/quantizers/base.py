@@ -18,6 +18,8 @@ class QuantizeOut:
 class Quantizer(nn.Module, ABC):
     num_codebooks: int  # Q
     codebook_size: int
+    # state_dict keys (by suffix) that loading recomputes from the rest: inference checkpoints leave them out
+    derived_state_suffixes: tuple[str, ...] = ()
 
     @abstractmethod
     def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizeOut:

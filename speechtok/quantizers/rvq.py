@@ -18,7 +18,7 @@ class RVQConfig:
     dim: int = 128  # input latent dimension D
     num_codebooks: int = 8  # Q
     codebook_size: int = 1024
-    codebook_dim: int | None = None  # None: search in D; else a shared linear projection D -> codebook_dim
+    codebook_dim: int | None = 64  # a shared linear projection D -> codebook_dim; None: search in D
     decay: float = 0.99  # EMA decay of the codebooks
     kmeans_init: bool = True
     kmeans_iters: int = 10
@@ -28,6 +28,8 @@ class RVQConfig:
 
 
 class RVQ(Quantizer):
+    derived_state_suffixes = ("._codebook.embed_avg",)  # EMA sums = codebook x usage counts
+
     def __init__(self, cfg: RVQConfig):
         super().__init__()
         self.cfg = cfg
@@ -39,6 +41,7 @@ class RVQ(Quantizer):
             kmeans_iters=cfg.kmeans_iters, threshold_ema_dead_code=cfg.threshold_ema_dead_code,
             quantize_dropout=cfg.quantizer_dropout, commitment_weight=cfg.commitment_weight,
         )
+        self.register_load_state_dict_pre_hook(_derive_ema_sums)
 
     @property
     def codebooks(self) -> Tensor:
@@ -84,3 +87,11 @@ class RVQ(Quantizer):
         if not 1 <= n_q <= self.num_codebooks:
             raise ValueError(f"n_q={n_q} is out of range: this quantizer has {self.num_codebooks} codebooks")
         return n_q
+
+
+def _derive_ema_sums(module, state_dict, prefix, *args) -> None:
+    """Fill EMA sums left out of a checkpoint so that training can go on from it: embed_avg = embed * count."""
+    for key in [k for k in state_dict if k.startswith(prefix) and k.endswith("._codebook.embed")]:
+        base = key[: -len("embed")]
+        if base + "embed_avg" not in state_dict and base + "cluster_size" in state_dict:
+            state_dict[base + "embed_avg"] = state_dict[key] * state_dict[base + "cluster_size"][..., None]

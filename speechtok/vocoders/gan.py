@@ -20,8 +20,8 @@ from .istft import ISTFT
 @dataclass(frozen=True)
 class VocosConfig:
     input_dim: int = 128  # D of the quantized latents
-    dim: int = 384  # backbone width
-    intermediate_dim: int = 1152
+    dim: int = 256  # backbone width
+    intermediate_dim: int = 768
     num_layers: int = 8
     kernel_size: int = 7
     n_fft: int = 1280  # 4 x hop

@@ -1,0 +1,1 @@
+"""Training: the common loop, tasks, data and recipes."""

@@ -1,0 +1,72 @@
+"""Training checkpoints in a run directory: `checkpoints/step-00001000.pt`, read back with weights_only=True.
+
+They hold every module, optimizer and scheduler state, the step, and the RNG states of torch, numpy and
+Python's `random` (vector-quantize-pytorch's quantizer dropout draws from it), so a resumed run continues.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..fileio import atomic_path
+
+PATTERN = re.compile(r"step-(\d+)\.pt$")
+
+
+def rng_state() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": _python_state_to_safe(random.getstate()),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(_python_state_from_safe(state["python"]))
+
+
+def _python_state_to_safe(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_state_from_safe(state: list) -> tuple:
+    version, internal, gauss = state
+    return version, tuple(internal), gauss
+
+
+def save(run_dir: Path, step: int, payload: dict, keep: int) -> Path:
+    folder = run_dir / "checkpoints"
+    path = folder / f"step-{step:08d}.pt"
+    with atomic_path(path) as tmp:
+        torch.save({**payload, "step": step, "rng": rng_state()}, tmp)
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink()
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    folder = run_dir / "checkpoints"
+    found = [p for p in folder.glob("step-*.pt") if PATTERN.search(p.name)] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(PATTERN.search(p.name).group(1)))
+
+
+def latest(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)

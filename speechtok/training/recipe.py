@@ -1,0 +1,115 @@
+"""Recipes: one YAML file per family (`speechtok/recipes/<name>.yaml`), `key.sub=value` overrides on top.
+
+A recipe has five sections: `task` (a name from TASKS), `model` (the family's config), `task_config` (the task's
+own options: loss weights, ...), `data` (DataConfig), `train` (TrainConfig) and `optim` (one OptimConfig per
+optimizer group the task declares, e.g. `generator` and `discriminator`).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import from_dict, to_dict
+from .data import DataConfig
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.8, 0.99)  # HiFi-GAN / DAC: low beta1 steadies GAN training
+    weight_decay: float = 0.0
+    grad_clip: float = 1000.0  # max global grad norm; inf disables
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    warmup_steps: int = 0
+    schedule: str = "cosine"  # cosine (to min_lr_ratio), exponential (lr_gamma per step), constant
+    min_lr_ratio: float = 0.1
+    lr_gamma: float = 0.999996
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when available
+    threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+    tensorboard: bool = False  # when the tensorboard package is installed
+
+
+@dataclass(frozen=True)
+class Recipe:
+    task: str
+    model: dict
+    data: DataConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: dict[str, OptimConfig] = field(default_factory=dict)
+    task_config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "model": self.model, "task_config": self.task_config,
+                "data": to_dict(self.data), "train": to_dict(self.train),
+                "optim": {k: to_dict(v) for k, v in self.optim.items()}}
+
+
+def find_recipe(name_or_path: str | os.PathLike) -> Path:
+    """A path to a YAML file, or the name of a bundled recipe (`codec` -> recipes/codec.yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = RECIPES_DIR / f"{name_or_path}.yaml"
+    if bundled.is_file():
+        return bundled
+    names = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"{name_or_path}: no such recipe file or bundled recipe (bundled: {names})")
+
+
+def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] = ()) -> Recipe:
+    path = find_recipe(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a recipe is a mapping with task, model, data, train, optim")
+    return recipe_from_dict(apply_overrides(raw, overrides), source=path)
+
+
+def recipe_from_dict(raw: dict, source: object = "recipe") -> Recipe:
+    unknown = sorted(set(raw) - {"task", "model", "data", "train", "optim", "task_config"})
+    if unknown or "task" not in raw or "data" not in raw:
+        raise ValueError(f"{source}: needs task and data sections" + (f"; unknown sections {unknown}" if unknown else ""))
+    try:
+        return Recipe(
+            task=raw["task"], model=raw.get("model") or {}, task_config=raw.get("task_config") or {},
+            data=from_dict(DataConfig, raw["data"]), train=from_dict(TrainConfig, raw.get("train") or {}),
+            optim={k: from_dict(OptimConfig, v or {}) for k, v in (raw.get("optim") or {}).items()},
+        )
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{source}: {e}") from None
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`train.steps=100 model.encoder.channels=16`: each value parsed as YAML (numbers, lists, booleans)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not key=value")
+        node: Any = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return out

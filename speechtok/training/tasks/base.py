@@ -1,0 +1,38 @@
+"""The contract between the one training loop and each family's task."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from ...tokenizer import Tokenizer
+
+# update(group, loss): backward `loss`, clip and step the optimizer of `group`, after zeroing its grads.
+Update = Callable[[str, Tensor], None]
+
+
+class Task(ABC):
+    """A task owns its modules and computes losses; the Trainer owns optimizers, schedules, devices and I/O."""
+
+    @abstractmethod
+    def modules(self) -> dict[str, nn.Module]:
+        """Optimizer groups: each named module gets its own AdamW, schedule and gradient clipping."""
+
+    @abstractmethod
+    def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
+        """One training step on `batch` [B, 1, T]; calls `update` once per group it trains; returns logs."""
+
+    @abstractmethod
+    def export(self) -> Tokenizer:
+        """The inference tokenizer (eval mode, on CPU) built from the current weights."""
+
+    def to(self, device) -> Task:
+        for module in self.modules().values():
+            module.to(device)
+        return self
+
+    def train(self) -> None:
+        for module in self.modules().values():
+            module.train()
