@@ -13,9 +13,11 @@ start-up time of the `speechtok` CLI (`speechtok --help`, median of several runs
 the peer codecs of ../shared/peers/peer_speed.py, measured by its own timing code in this process.
 
 The peers need their venv (`bash ../shared/peers/setup_venv.sh` -> /tmp/peers-venv), which must also be able
-to import speechtok's pure-Python dependencies (install them there with `pip install --no-deps`, leaving its
-torch alone); this script puts the repository on `sys.path`. With `--peers none` any venv with speechtok works:
+to import speechtok's dependencies; `--no-deps` leaves its torch alone. This script puts the repository on
+`sys.path`. With `--peers none` any venv with speechtok works:
 
+    /tmp/peers-venv/bin/pip install --no-deps vector-quantize-pytorch einx loguru torch-einops-utils \
+        frozendict soxr                                                     # once, beside setup_venv.sh
     /tmp/peers-venv/bin/python benchmarks/speed.py                          # + encodec_24k, b=1 and 8
     /tmp/peers-venv/bin/python benchmarks/speed.py --peers none --batches 8 --malloc tuned
     .venv/bin/python benchmarks/speed.py --peers none
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
 
     tok = build_codec(CodecConfig()).eval()
     model, api = _our_peers(ps, tok)
+    env["speechtok_config_hash"] = tok.config_hash
     sr, seconds = tok.sample_rate, args.seconds
 
     flops = {"speechtok-codec": _gflops_per_audio_second(model.encode, model.decode, sr, seconds)}
@@ -98,9 +101,11 @@ def main(argv: list[str] | None = None) -> None:
 
     print()
     print(_machine_line(env, args.threads))
+    print(f"speechtok-codec = build_codec(CodecConfig()), config {tok.config_hash}: {model.params_m:.2f} M params, "
+          f"hop {tok.hop_length}, {tok.num_codebooks} x {tok.codebook_size} codes")
     print(f"{seconds:g} s of noise per item; peer_speed's policy: 1 warm-up, median of up to 5 timed runs "
           "(n=k: fewer, once 20 s are spent per cell and direction); xRT = batch x audio s / wall s. "
-          "Random weights. The machine is shared with other jobs: expect noise of 10-20%.")
+          "Random weights.")
     if names:
         print("Peers' stored figures in ../shared/peers/README.md were taken with tuned malloc.")
     print()
@@ -111,6 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     print(_flops_table(flops, rows))
     print()
     print(_cpu_table(rows, batches, args.threads))
+    starved = [f"{r['name']} b={r['batch']} {d}" for r in rows for d in ("encode", "decode")
+               if (r.get(f"{d}_cpu_per_wall") or args.threads) < 0.75 * args.threads]
+    if starved:
+        print(f"WARNING: under {0.75 * args.threads:g} CPU s per wall s, so other jobs shared the cores and these "
+              f"figures are too low (OpenMP threads wait for each other): {', '.join(starved)}")
     print()
     print(cli["line"])
     if args.json:
@@ -140,15 +150,21 @@ def _our_peers(ps, tok: Tokenizer):
 
 
 def _overhead_table(rows: list[dict], model: str, api: str, batches: tuple[int, ...]) -> str:
-    """API time over model-forward time, per direction and batch: what the `Tokenizer` adds."""
+    """API time over model-forward time, per direction and batch: what the `Tokenizer` adds. The fastest runs
+    are compared too: on a shared machine they are less noisy than the medians."""
     by = {(r["name"], r["batch"]): r for r in rows if not r.get("skipped")}
-    lines = ["| Tokenizer API overhead over the model forward | " + " | ".join(
+    lines = ["| Tokenizer API overhead over the model forward: median (fastest) | " + " | ".join(
         f"enc b={b} | dec b={b}" for b in batches) + " |", "|---" * (1 + 2 * len(batches)) + "|"]
     cells = []
     for b in batches:
         m, a = by.get((model, b)), by.get((api, b))
-        for key in ("encode_s", "decode_s"):
-            cells.append("-" if m is None or a is None else f"{100 * (a[key] / m[key] - 1):+.1f}%")
+        for d in ("encode", "decode"):
+            if m is None or a is None:
+                cells.append("-")
+                continue
+            median = 100 * (a[f"{d}_s"] / m[f"{d}_s"] - 1)
+            fastest = 100 * (min(a[f"{d}_times"]) / min(m[f"{d}_times"]) - 1)
+            cells.append(f"{median:+.1f}% ({fastest:+.1f}%)")
     lines.append("| speechtok-codec | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -224,25 +240,31 @@ def _gflops_per_audio_second(encode: Callable, decode: Callable, sample_rate: in
 
 
 def _count_flops(fn: Callable, arg: Any) -> tuple[int, Any]:
-    """FLOPs of `fn(arg)`: FlopCounterMode's (matmuls, convs) plus nn.LSTM's, which it does not count."""
-    lstm_flops = []
+    """FLOPs of `fn(arg)`: FlopCounterMode's (matmuls, convs), plus those of each nn.LSTM call it counted
+    nothing for (the fused CPU kernel of an unpacked LSTM; a packed one runs ops it does count)."""
+    counter = FlopCounterMode(display=False)
+    lstm_flops, started = [], []
 
-    def on_lstm(module, inputs, output):
+    def before(module, inputs):
         if isinstance(module, torch.nn.LSTM):
-            x = inputs[0]  # [B, T, I] (batch_first) or [T, B, I]
-            steps = x.shape[0] * x.shape[1]
-            h, i = module.hidden_size, module.input_size
-            dirs = 2 if module.bidirectional else 1
+            started.append(counter.get_total_flops())
+
+    def after(module, inputs, output):
+        if isinstance(module, torch.nn.LSTM) and counter.get_total_flops() == started.pop():
+            x = inputs[0]  # [B, T, I] (batch_first), [T, B, I] or a PackedSequence of [steps, I]
+            steps = x.data.shape[0] if isinstance(x, torch.nn.utils.rnn.PackedSequence) else x.shape[0] * x.shape[1]
+            h, i, dirs = module.hidden_size, module.input_size, 2 if module.bidirectional else 1
             per_step = sum(2 * 4 * h * ((i if layer == 0 else h * dirs) + h) for layer in range(module.num_layers))
             lstm_flops.append(steps * per_step * dirs)
 
-    counter = FlopCounterMode(display=False)
-    handle = torch.nn.modules.module.register_module_forward_hook(on_lstm)
+    hooks = [torch.nn.modules.module.register_module_forward_pre_hook(before),
+             torch.nn.modules.module.register_module_forward_hook(after)]
     try:
         with counter:
             out = fn(arg)
     finally:
-        handle.remove()
+        for hook in hooks:
+            hook.remove()
     return counter.get_total_flops() + sum(lstm_flops), out
 
 
@@ -304,7 +326,10 @@ def _time_command(cmd: list[str], runs: int, env: dict) -> tuple[list[float] | N
     times = []
     for i in range(runs + 1):  # the first run warms the page cache and is not timed
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+        except OSError as e:  # not found, not executable
+            return None, str(e)
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -208,11 +208,12 @@ class Tokenizer(nn.Module):
 
     # -- checkpoints ----------------------------------------------------------------------------------
 
-    def save(self, directory: str | os.PathLike, card: str | None = None) -> Path:
-        """Write `config.json` + `model.safetensors` (+ `README.md` model card) to `directory`."""
+    def save(self, directory: str | os.PathLike, card: str | None = None, dtype: torch.dtype | None = None) -> Path:
+        """Write `config.json` + `model.safetensors` (+ `README.md` model card) to `directory`; `dtype`
+        (e.g. torch.float16) is how the weights are stored, and loading casts them back to float32."""
         from .checkpoint import save_checkpoint
 
-        return save_checkpoint(self, directory, card=card)
+        return save_checkpoint(self, directory, card=card, dtype=dtype)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | torch.device | None = None) -> Tokenizer:

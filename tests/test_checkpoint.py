@@ -81,3 +81,22 @@ def test_sharded_weights(ckpt):
 def test_unknown_name():
     with pytest.raises(UnknownTokenizerError, match="no-such-tokenizer"):
         speechtok.load("no-such-tokenizer")
+
+
+def test_half_precision_weights_and_derived_state(tiny_ckpt, tmp_path):
+    """float16 files hold half the bytes and load back as float32; EMA sums are left out and re-derived."""
+    tok = speechtok.load(tiny_ckpt)
+    half = tok.save(tmp_path / "half", dtype=torch.float16)
+    assert json.loads((half / "config.json").read_text())["weights_dtype"] == "float16"
+    stored = load_file(half / "model.safetensors")
+    assert not any(k.endswith("embed_avg") for k in stored)
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    back = speechtok.load(half)
+    state = back.state_dict()
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    for key in (k for k in state if k.endswith("._codebook.embed")):
+        base = key[: -len("embed")]
+        expected = state[key] * state[base + "cluster_size"][..., None]
+        torch.testing.assert_close(state[base + "embed_avg"], expected)
+    full = (tiny_ckpt / "model.safetensors").stat().st_size
+    assert (half / "model.safetensors").stat().st_size < 0.6 * full
