@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the available tokenizers (bundled and plugins)")
     ls.add_argument("--json", action="store_true", help="print JSON on stdout")
     ls.set_defaults(func=cmd_list)
+
+    from importlib import import_module
+
+    from .commands import COMMANDS
+
+    for name in COMMANDS:  # modules kept light: they import their heavy parts inside their functions
+        import_module(f".commands.{name}", __package__).register(sub)
     return p
 
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
+import os
 import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
 
+@functools.cache
 def tune_malloc() -> bool:
-    """Keep freed memory in glibc's heap instead of unmapping it.
+    """Keep freed memory in glibc's heap instead of unmapping it (once per process).
 
     glibc serves blocks over 32 MiB with a fresh mmap and unmaps them on free, so every large activation is
-    page-faulted and zeroed again on every forward pass: batch 8 runs 2-4x slower per audio second.
-    Returns False where this is not glibc (macOS, musl), leaving the allocator alone.
+    page-faulted and zeroed again on every forward pass: our encoder ran 3x slower at batch 8 (52x against
+    157x real time on 2 cores). `speechtok.load` and the CLI call this; `SPEECHTOK_MALLOC=system` opts out.
+    Returns False where nothing was changed (opted out, or not glibc: macOS, musl).
     """
-    if not sys.platform.startswith("linux"):
+    if os.environ.get("SPEECHTOK_MALLOC", "").lower() == "system" or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
