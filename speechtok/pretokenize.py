@@ -1,0 +1,746 @@
+"""Pre-tokenize a corpus into a directory of Parquet shards (DESIGN.md, "File formats"): fast, resumable, sharded.
+
+    speechtok.pretokenize("speechtok-codec-16k", "corpus/", "codes/")            # or: speechtok pretokenize ...
+    pandas.read_parquet("codes/")                                               # no speechtok needed to read it
+
+Layout of `out_dir` (every name but the shards starts with `.`: pyarrow, pandas and Hugging Face `datasets`
+skip those; `datasets` reads `_`-prefixed files as data, so there are none; polars reads `out_dir/*.parquet`):
+
+    part-<part>-<n>.parquet        rows: id, codes list<list<int16>> [Q][T] (int32 past 32767 codes),
+                                   num_frames, duration_s, source_path (+ units, durations with `dedup`)
+    .meta.json                     tokenizer identity, config and weights hashes, rates, codebooks, device, dtype,
+                                   speechtok version, and the layout (parts, shard size, inputs) a rerun must match
+    .failures.tsv                  id, path, error of every file that was skipped
+    .part-<part>-<n>.failures.tsv  the failures of one shard (`.failures.tsv` is rebuilt from them)
+    .part-*.tmp, .lock             shards being written; the lock that serialises `.meta.json` / `.failures.tsv`
+
+Order, and why a rerun resumes: the items (inputs in the order given; a directory sorted, a manifest in its
+order; duplicates dropped) are split into `num_parts` disjoint parts, part k taking items k, k + N, k + 2N, ...;
+part k's items are cut into shards of `shard_size` consecutive items, numbered from 0. A shard is written to a
+temp name and renamed, so it exists whole or not at all, and a rerun redoes exactly the shards that do not exist
+(a shard whose items all failed is done when its failures sidecar lists all of them). `.meta.json` pins the
+tokenizer (config and weights), `n_q`, `dtype`, `num_parts`, `shard_size` and a hash of the item list, so a rerun
+that would change which item goes to which shard is refused instead of writing duplicates or gaps.
+
+Speed: files are read, downmixed and resampled in DataLoader worker processes, `bucket_size` consecutive items of a
+shard at a time; the worker sorts them by length and cuts them into padded batches of at most `batch_seconds`
+of padded audio, `max_batch_size` items and 10% padding, with per-item lengths, so that each item gets the codes
+it gets alone (`Tokenizer.encode(..., lengths=)`; DESIGN.md, "Invariance"). Files longer than the tokenizer's
+`chunk_seconds` are encoded in overlapping chunks by the core, so activations stay bounded; the waveform itself
+is read whole.
+
+Bad files (unreadable, empty, shorter than one frame, NaN) are logged in one line, listed in `.failures.tsv` and
+skipped; the run goes on. Errors that are not the file's fault (out of memory, a broken model) stop the run; the
+rerun resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+import types
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from . import __version__, audio
+from .codes import storage_dtype
+from .errors import SpeechtokError
+from .fileio import atomic_path, write_text
+from .tokenizer import Tokenizer
+from .training.data import MANIFEST_SUFFIXES, DataConfig, Item, collect_items
+
+__all__ = ["pretokenize", "PretokenizeResult", "Failure", "PretokenizeError", "collect_inputs", "item_ids",
+           "split_part", "bucket", "run_lengths", "weights_hash"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "speechtok-pretokenized"
+FORMAT_VERSION = 1
+META_NAME = ".meta.json"
+FAILURES_NAME = ".failures.tsv"
+FAILURES_HEADER = "id\tpath\terror"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+MAX_PADDING = 0.1  # of a batch's padded samples, at most (bucket)
+_LAYOUT_KEYS = ("format_version", "config_hash", "num_codebooks", "dtype", "dedup", "num_parts", "shard_size",
+                "num_items", "inputs_hash")  # what a resumed run must share with the run that started the directory
+
+
+class PretokenizeError(SpeechtokError):
+    """An output directory that cannot take this run (another tokenizer, another split), or inputs that cannot
+    be listed (a missing manifest, missing listed files)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that was skipped, and why (one line)."""
+
+    id: str
+    path: str
+    error: str
+
+
+@dataclass
+class PretokenizeResult:
+    """What one call did for its part. Counts are of this call: shards and rows a previous run wrote are
+    `shards_skipped`, not `shards_written`."""
+
+    out_dir: Path
+    part: int
+    num_parts: int
+    num_items: int  # items of this part
+    num_shards: int  # shards of this part
+    shards_written: int
+    shards_skipped: int  # already complete, from an earlier run
+    rows: int  # rows written by this call
+    failures: list[Failure]  # files this call skipped
+    audio_seconds: float  # of the rows written by this call
+    wall_seconds: float
+    num_failed: int = 0  # files of this part skipped, by this call or an earlier one (its failures sidecars)
+
+    @property
+    def realtime_factor(self) -> float:
+        """Audio seconds encoded per wall second."""
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+# -- the item list -----------------------------------------------------------------------------------------------
+
+
+def collect_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike], root: str | os.PathLike | None = None,
+                   splits: Sequence[str] = (), skip_missing: bool = False) -> list[Item]:
+    """Items of directories (scanned recursively), manifests (`.tsv`, `.jsonl`, read by `training.data`) and
+    audio files, in the order given, without duplicates (by absolute path; the first is kept).
+
+    A listed audio file that is missing or unreadable stays in the list and is skipped as a failure when read.
+    A manifest that lists missing files is an error unless `skip_missing` (then they are left out and logged).
+    """
+    sources = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    items: list[Item] = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if not path.is_dir() and path.suffix.lower() not in MANIFEST_SUFFIXES:
+            items.append(Item(path))  # an audio file (or not): reading it says what is wrong with it
+            continue
+        cfg = DataConfig(sources=(str(path),), root=None if root is None else str(root), splits=tuple(splits),
+                         min_seconds=0)
+        try:
+            items += collect_items(cfg, skip_missing=skip_missing)
+        except (ValueError, FileNotFoundError) as e:
+            raise PretokenizeError(str(e)) from None
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        key = os.path.abspath(item.path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(Item(Path(key), item.speaker, item.duration_s, item.split, item.text))
+    return unique
+
+
+def item_ids(paths: Sequence[Path]) -> list[str]:
+    """Each path relative to the deepest folder that holds them all, without its suffix (`spk1/utt3`); files
+    that would share an id (`a.wav`, `a.flac`) keep their suffixes."""
+    if not paths:
+        return []
+    base = os.path.commonpath([str(Path(p).parent) for p in paths])
+    rel = [Path(os.path.relpath(p, base)).as_posix() for p in paths]
+    stems = [r[: -len(Path(r).suffix)] if Path(r).suffix else r for r in rel]
+    counts = Counter(stems)
+    return [s if counts[s] == 1 else r for s, r in zip(stems, rel)]
+
+
+def inputs_hash(ids: Sequence[str], paths: Sequence[Path]) -> str:
+    """16 hex digits of sha256 over the item list: a resumed run must list the same items in the same order."""
+    h = hashlib.sha256()
+    for i, p in zip(ids, paths):
+        h.update(f"{i}\t{p}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def split_part(n: int, num_parts: int, part: int) -> list[int]:
+    """Indices of part `part` of `num_parts` of n items: part, part + N, part + 2N, ... (disjoint, and together
+    all of range(n); striding spreads long and short files over the parts)."""
+    if num_parts < 1 or not 0 <= part < num_parts:
+        raise ValueError(f"part {part} is not in 0..{num_parts - 1} (num_parts {num_parts})")
+    return list(range(part, n, num_parts))
+
+
+def resolve_part(num_parts: int | None, part: int | None) -> tuple[int, int]:
+    """(num_parts, part): the arguments; else torchrun's WORLD_SIZE and RANK; else (1, 0)."""
+    if num_parts is None and part is None and "WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"]), int(os.environ.get("RANK", "0"))
+    if (num_parts is None) != (part is None):
+        raise ValueError("give both num_parts and part, or neither")
+    if num_parts is None:
+        return 1, 0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        log.warning("num_parts=%d, part=%d given: WORLD_SIZE and RANK are ignored", num_parts, part)
+    split_part(0, num_parts, part)  # validates
+    return int(num_parts), int(part)
+
+
+# -- batching (pure) ---------------------------------------------------------------------------------------------
+
+
+def bucket(lengths: Sequence[int], max_samples: int, max_items: int, max_padding: float = MAX_PADDING
+           ) -> list[list[int]]:
+    """Positions of `lengths` grouped into batches, longest first. The next (shorter) item joins the current batch
+    while the batch stays within `max_items` items, `max_samples` padded samples (items x its longest) and
+    `max_padding` of padding (the fraction of the padded batch that is not audio); an item longer than
+    `max_samples` is a batch alone."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    total = 0  # samples of audio in the current batch
+    for i in order:
+        if batches:
+            n, longest = len(batches[-1]) + 1, lengths[batches[-1][0]]
+            if n <= max_items and n * longest <= max_samples and total + lengths[i] >= (1 - max_padding) * n * longest:
+                batches[-1].append(i)
+                total += lengths[i]
+                continue
+        batches.append([i])
+        total = lengths[i]
+    return batches
+
+
+def run_lengths(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """codes [Q, T] -> (units [Q, U], durations [U]): runs of frames equal on every codebook, kept once, with the
+    number of frames of each run; `np.repeat(units, durations, axis=1)` gives `codes` back."""
+    if codes.shape[-1] == 0:
+        return codes, np.zeros(0, np.int32)
+    change = (codes[:, 1:] != codes[:, :-1]).any(axis=0)
+    starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+    durations = np.diff(np.concatenate([starts, [codes.shape[-1]]])).astype(np.int32)
+    return codes[:, starts], durations
+
+
+# -- reading in workers ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    index: int  # in the part's item list
+    wav: Tensor | None  # [T] mono float32 at the tokenizer's rate; None when it failed
+    duration_s: float  # of the file as stored
+    error: str | None = None
+
+
+@dataclass
+class _Batch:
+    indices: list[int]
+    wav: Tensor  # [B, 1, T] float32, zero past each item's length, T a whole number of frames
+    lengths: Tensor  # [B] valid samples at the tokenizer's rate
+    durations: list[float]
+
+
+@dataclass
+class _Window:
+    """`bucket_size` consecutive items of one shard, read, resampled and cut into padded batches."""
+
+    indices: list[int]
+    batches: list[_Batch]
+    failures: list[tuple[int, str]]
+
+    def pin_memory(self) -> _Window:  # DataLoader(pin_memory=True) calls this
+        for b in self.batches:
+            b.wav = b.wav.pin_memory()
+        return self
+
+
+class _AudioFiles(Dataset):
+    """files[i] -> `_Loaded`: read, downmixed, resampled; any error is caught and returned (a bad file is the
+    file's problem, not the run's)."""
+
+    def __init__(self, paths: Sequence[str], sample_rate: int) -> None:
+        self.paths = list(paths)
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> _Loaded:
+        path = self.paths[index]
+        try:
+            wav, sr = audio.read(path)  # [C, T]
+            mono = audio.prepare(wav, sr, self.sample_rate, source=path)[0, 0]  # [T]
+            return _Loaded(index, mono, wav.shape[-1] / sr)
+        except Exception as e:  # noqa: BLE001 - whatever a file does to the reader, it is skipped
+            return _Loaded(index, None, 0.0, _one_line(e, path))
+
+
+class _Bucketer:
+    """collate_fn: a window of `_Loaded` -> `_Window` of padded batches (runs in the worker)."""
+
+    def __init__(self, sample_rate: int, hop_length: int, max_samples: int, max_items: int) -> None:
+        self.sample_rate, self.hop_length = sample_rate, hop_length
+        self.max_samples, self.max_items = max_samples, max_items
+
+    def __call__(self, loaded: list[_Loaded]) -> _Window:
+        failures, good = [], []
+        for item in loaded:
+            if item.wav is None:
+                failures.append((item.index, item.error or "unreadable"))
+            elif item.wav.numel() < self.hop_length:  # Tokenizer.encode's own limit, checked per item
+                failures.append((item.index, f"audio too short: {item.wav.numel()} samples at {self.sample_rate} "
+                                             f"Hz; one frame needs {self.hop_length}"))
+            else:
+                good.append(item)
+        batches = []
+        for group in bucket([g.wav.numel() for g in good], self.max_samples, self.max_items):
+            members = [good[i] for i in group]
+            lengths = torch.tensor([m.wav.numel() for m in members])
+            frames = -(-int(lengths.max()) // self.hop_length)
+            wav = torch.zeros(len(members), 1, frames * self.hop_length)  # whole frames: encode need not copy it
+            for row, m in enumerate(members):
+                wav[row, 0, : m.wav.numel()] = m.wav
+            batches.append(_Batch([m.index for m in members], wav, lengths, [m.duration_s for m in members]))
+        return _Window([item.index for item in loaded], batches, failures)
+
+
+# -- the run -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Shard:
+    """Shard `number` of a part: items `start`, `start + 1`, ... of the part's list, and what became of them."""
+
+    number: int
+    start: int
+    ids: list[str]
+    paths: list[str]
+    rows: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # index -> (codes [Q, T], duration_s)
+    failures: dict[int, str] = field(default_factory=dict)  # index -> error
+    windows_left: int = 0
+
+    @property
+    def indices(self) -> range:
+        return range(self.start, self.start + len(self.ids))
+
+    def skip(self, index: int, error: str) -> None:
+        path = self.paths[index - self.start]
+        self.failures[index] = error = _strip_source(error, path)
+        log.warning("skipped %s: %s", path, error)
+
+    def take(self) -> tuple[list[tuple[str, str, np.ndarray, float]], list[Failure]]:
+        """(rows (id, source_path, codes, duration_s), failures), in item order; the rows are let go."""
+        rows = [(self.ids[i - self.start], self.paths[i - self.start], *self.rows.pop(i))
+                for i in self.indices if i in self.rows]
+        failures = [Failure(self.ids[i - self.start], self.paths[i - self.start], self.failures[i])
+                    for i in self.indices if i in self.failures]
+        return rows, failures
+
+
+def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathLike | Sequence[str | os.PathLike],
+                out_dir: str | os.PathLike, *, n_q: int | None = None, num_parts: int | None = None,
+                part: int | None = None, shard_size: int = 1000, batch_seconds: float = 200.0,
+                max_batch_size: int = 64, bucket_size: int = 128, num_workers: int = 2,
+                device: str | torch.device | None = None, dtype: str = "float32",
+                root: str | os.PathLike | None = None, splits: Sequence[str] = (), skip_missing: bool = False,
+                dedup: bool = False, progress: bool = False) -> PretokenizeResult:
+    """Encode every audio file of `inputs` with `tokenizer` into Parquet shards in `out_dir` (see the module doc).
+
+    tokenizer: a Tokenizer (put in eval mode), or a name / checkpoint directory for `speechtok.load`.
+    inputs: a directory (scanned recursively), a manifest (`.tsv`, `.jsonl`; `root`, `splits` and `skip_missing`
+        as in `training.data.read_manifest`), an audio file, or a list of them.
+    n_q: codebooks to keep (default all). dedup: also store `units` [Q][U] and `durations` [U], the runs of
+        frames equal on every codebook (for unit streams of semantic tokenizers).
+    num_parts, part: do part `part` of `num_parts` disjoint parts; default torchrun's WORLD_SIZE / RANK, else 1, 0.
+    shard_size: items per shard (what a killed run loses at most). bucket_size: consecutive items of a shard read
+        together and sorted by length into batches of at most `batch_seconds` of padded audio, `max_batch_size`
+        items and 10% padding (`bucket`); the larger, the fewer and fuller the batches, and the more audio each
+        worker holds.
+    num_workers: DataLoader worker processes that read and resample (0: in this process).
+    device: default CUDA when there is one, else CPU; "cuda" means `cuda:LOCAL_RANK` (torchrun's); a given
+        Tokenizer stays on its device unless `device` is given.
+    dtype: float32, or bfloat16 / float16 under autocast (recorded in `.meta.json`).
+    progress: a tqdm bar on stderr (files, hours of audio, hours of audio per second, ETA).
+
+    Raises PretokenizeError when `out_dir` was started by another tokenizer or layout, or inputs cannot be
+    listed; a bad audio file is a `Failure`, not an exception.
+    """
+    t0 = time.perf_counter()
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if shard_size < 1 or bucket_size < 1 or max_batch_size < 1 or batch_seconds <= 0 or num_workers < 0:
+        raise ValueError("shard_size, bucket_size, max_batch_size and batch_seconds must be positive, "
+                         "num_workers >= 0")
+    num_parts, part = resolve_part(num_parts, part)
+    tok = _tokenizer(tokenizer, device)
+    n_q = tok._check_n_q(n_q)
+    out = Path(out_dir)
+
+    items = collect_inputs(inputs, root, splits, skip_missing)
+    if not items:
+        raise PretokenizeError(f"no audio files in {_describe(inputs)}")
+    paths = [it.path for it in items]
+    ids = item_ids(paths)
+    meta = _meta(tok, n_q, dtype, dedup, num_parts, shard_size, len(items), inputs_hash(ids, paths))
+    code_dtype = torch.int16 if storage_dtype(tok.codebook_size) is np.int16 else torch.int32
+
+    mine = split_part(len(items), num_parts, part)  # positions in `items`
+    shards = []
+    for n, a in enumerate(range(0, len(mine), shard_size)):
+        chunk = mine[a : a + shard_size]
+        shards.append(_Shard(n, a, [ids[k] for k in chunk], [str(paths[k]) for k in chunk]))
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        _claim(out, meta)
+    _remove_stale_temps(out, part)
+    todo = [s for s in shards if not _shard_done(out, part, s)]
+
+    result = PretokenizeResult(out, part, num_parts, len(mine), len(shards), 0, len(shards) - len(todo), 0, [],
+                               0.0, 0.0)
+    bar = _Progress(len(mine), len(mine) - sum(len(s.ids) for s in todo), part, num_parts, t0) if progress else None
+    try:
+        for shard, window in _windows(tok, todo, [str(paths[k]) for k in mine], bucket_size, batch_seconds,
+                                      max_batch_size, num_workers):
+            for index, error in window.failures:
+                shard.skip(index, error)
+            for batch in window.batches:
+                for index, codes, duration in _encode(tok, batch, n_q, dtype, code_dtype):
+                    if isinstance(codes, str):
+                        shard.skip(index, codes)
+                    else:
+                        shard.rows[index] = (codes, duration)
+            shard.windows_left -= 1
+            if shard.windows_left == 0:
+                rows, failures = shard.take()
+                _write_shard(out, part, shard.number, rows, failures, meta, dedup)
+                result.shards_written += 1
+                result.rows += len(rows)
+                result.audio_seconds += sum(r[3] for r in rows)
+                result.failures += failures
+            if bar is not None:
+                bar.update(len(window.indices), sum(d for b in window.batches for d in b.durations))
+    finally:
+        if bar is not None:
+            bar.close()
+        with _locked(out):
+            _rebuild_failures(out)
+    result.num_failed = sum(len(_read_failures(p)) for p in out.glob(f".part-{part:05d}-*.failures.tsv"))
+    result.wall_seconds = time.perf_counter() - t0
+    return result
+
+
+def _windows(tok: Tokenizer, shards: list[_Shard], paths: list[str], bucket_size: int, batch_seconds: float,
+             max_batch_size: int, num_workers: int) -> Iterator[tuple[_Shard, _Window]]:
+    """(shard, window) for every window of `bucket_size` consecutive items of each shard, in order, read and
+    batched by DataLoader workers. Sets each shard's `windows_left`."""
+    windows: list[list[int]] = []
+    owner: list[_Shard] = []
+    for shard in shards:
+        chunks = [list(shard.indices[a : a + bucket_size]) for a in range(0, len(shard.ids), bucket_size)]
+        shard.windows_left = len(chunks)
+        windows += chunks
+        owner += [shard] * len(chunks)
+    if not windows:
+        return
+    loader = DataLoader(
+        _AudioFiles(paths, tok.sample_rate), batch_sampler=windows, num_workers=num_workers,
+        pin_memory=tok.device.type == "cuda",
+        collate_fn=_Bucketer(tok.sample_rate, tok.hop_length, int(batch_seconds * tok.sample_rate), max_batch_size),
+    )
+    yield from zip(owner, loader)
+
+
+def _tokenizer(tokenizer: Tokenizer | str | os.PathLike, device: str | torch.device | None) -> Tokenizer:
+    local_gpu = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # under torchrun each rank on its own GPU
+    if str(device) == "cuda":
+        device = local_gpu
+    if isinstance(tokenizer, Tokenizer):
+        return (tokenizer if device is None else tokenizer.to(device)).eval()
+    from .registry import load
+
+    if device is None:
+        device = local_gpu if torch.cuda.is_available() else "cpu"
+    return load(tokenizer, device=device)
+
+
+def _encode(tok: Tokenizer, batch: _Batch, n_q: int, dtype: str, code_dtype: torch.dtype
+            ) -> Iterator[tuple[int, np.ndarray | str, float]]:
+    """(index, codes [n_q, T] or the error, duration) of each item of a padded batch. If the batch fails with a
+    speechtok error, each item is tried alone, so that only the bad item is skipped."""
+    autocast = (torch.autocast(tok.device.type, dtype=DTYPES[dtype]) if dtype != "float32"
+                else contextlib.nullcontext())
+    try:
+        with autocast:
+            codes = tok.encode(batch.wav, tok.sample_rate, n_q=n_q, lengths=batch.lengths)
+    except SpeechtokError as e:
+        if len(batch.indices) == 1:
+            yield batch.indices[0], _one_line(e), batch.durations[0]
+            return
+        for row, index in enumerate(batch.indices):
+            n = int(batch.lengths[row])
+            yield from _encode(tok, _Batch([index], batch.wav[row : row + 1, :, :n], batch.lengths[row : row + 1],
+                                           [batch.durations[row]]), n_q, dtype, code_dtype)
+        return
+    tokens = codes.codes.to(code_dtype).cpu().numpy()  # [B, n_q, T]
+    for row, index in enumerate(batch.indices):
+        yield index, tokens[row, :, : int(codes.lengths[row])], batch.durations[row]
+
+
+# -- files -------------------------------------------------------------------------------------------------------
+
+
+def shard_name(part: int, number: int) -> str:
+    return f"part-{part:05d}-{number:05d}.parquet"
+
+
+def _failures_sidecar(out: Path, part: int, number: int) -> Path:
+    return out / f".part-{part:05d}-{number:05d}.failures.tsv"
+
+
+def _shard_done(out: Path, part: int, shard: _Shard) -> bool:
+    """The shard's Parquet file exists, or its failures sidecar lists every item (nothing to write)."""
+    if (out / shard_name(part, shard.number)).is_file():
+        return True
+    side = _failures_sidecar(out, part, shard.number)
+    return side.is_file() and len(_read_failures(side)) == len(shard.ids)
+
+
+def _write_shard(out: Path, part: int, number: int, rows: list[tuple[str, str, np.ndarray, float]],
+                 failures: list[Failure], meta: dict, dedup: bool) -> None:
+    """Failures sidecar first (or its removal), then the Parquet file: a shard that exists is complete."""
+    side = _failures_sidecar(out, part, number)
+    if failures:
+        write_text(side, _failures_text(failures))
+    elif side.exists():
+        side.unlink()
+    if rows:
+        table = _table(rows, meta, dedup)
+        with atomic_path(out / shard_name(part, number)) as tmp:
+            _write_parquet(table, tmp)
+
+
+def _write_parquet(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, str(path), compression="zstd")
+
+
+def _table(rows: list[tuple[str, str, np.ndarray, float]], meta: dict, dedup: bool):
+    """rows (id, source_path, codes [Q, T], duration_s) -> a pyarrow Table with the DESIGN.md columns."""
+    import pyarrow as pa
+
+    columns = {
+        "id": pa.array([r[0] for r in rows], pa.string()),
+        "codes": _nested([r[2] for r in rows]),
+        "num_frames": pa.array([r[2].shape[-1] for r in rows], pa.int32()),
+        "duration_s": pa.array([r[3] for r in rows], pa.float64()),
+        "source_path": pa.array([r[1] for r in rows], pa.string()),
+    }
+    if dedup:
+        runs = [run_lengths(r[2]) for r in rows]
+        columns["units"] = _nested([u for u, _ in runs])
+        columns["durations"] = _lists([d for _, d in runs])
+    table = pa.table(columns)
+    return table.replace_schema_metadata({"speechtok": json.dumps(meta)})
+
+
+def _nested(arrays: list[np.ndarray]):
+    """[Q, T] integer arrays -> list<list<intN>>, built from flat buffers (no Python loop over frames)."""
+    import pyarrow as pa
+
+    q_counts = [a.shape[0] for a in arrays]
+    inner_lengths = np.concatenate([np.full(a.shape[0], a.shape[1], np.int32) for a in arrays]) if arrays else []
+    inner_offsets = np.concatenate([[0], np.cumsum(inner_lengths)]).astype(np.int32)
+    outer_offsets = np.concatenate([[0], np.cumsum(q_counts)]).astype(np.int32)
+    flat = np.concatenate([a.reshape(-1) for a in arrays]) if arrays else np.zeros(0, np.int16)
+    inner = pa.ListArray.from_arrays(pa.array(inner_offsets), pa.array(flat))
+    return pa.ListArray.from_arrays(pa.array(outer_offsets), inner)
+
+
+def _lists(arrays: list[np.ndarray]):
+    import pyarrow as pa
+
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int32)
+    flat = np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
+
+
+def _meta(tok: Tokenizer, n_q: int, dtype: str, dedup: bool, num_parts: int, shard_size: int, num_items: int,
+          items_hash: str) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "speechtok_version": __version__,
+        "tokenizer": tok.identity(),
+        "config_hash": tok.config_hash,
+        "weights_hash": weights_hash(tok),
+        "sample_rate": tok.sample_rate,
+        "frame_rate": tok.frame_rate,
+        "hop_length": tok.hop_length,
+        "num_codebooks": n_q,
+        "codebook_size": tok.codebook_size,
+        "codes_dtype": np.dtype(storage_dtype(tok.codebook_size)).name,
+        "device": tok.device.type,
+        "dtype": dtype,
+        "dedup": dedup,
+        "num_parts": num_parts,
+        "shard_size": shard_size,
+        "num_items": num_items,
+        "inputs_hash": items_hash,
+        "columns": ["id", "codes", "num_frames", "duration_s", "source_path"] + (["units", "durations"] if dedup
+                                                                                else []),
+    }
+
+
+def weights_hash(tok: Tokenizer) -> str:
+    """16 hex digits of sha256 over the encoder's and quantizer's state as a checkpoint stores it (names, dtypes,
+    shapes, bytes): the config hash names the architecture, this the weights that make the codes (a new decoder
+    for the same codes keeps it)."""
+    h = hashlib.sha256()
+    derived = tok.quantizer.derived_state_suffixes  # recomputed on load: not part of the checkpoint
+    for prefix, module in (("encoder.", tok.encoder), ("quantizer.", tok.quantizer)):
+        for name, t in sorted(module.state_dict().items()):
+            if name.endswith(derived):
+                continue
+            t = t.detach().cpu().contiguous()
+            h.update(f"{prefix}{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _claim(out: Path, meta: dict) -> None:
+    """Write `.meta.json`, or check that the one there describes this run (same tokenizer and layout)."""
+    path = out / META_NAME
+    for stale in out.glob(f".{META_NAME}.*.tmp"):  # writers hold the lock: any temp here is a killed writer's
+        stale.unlink(missing_ok=True)
+    if not path.is_file():
+        if any(out.glob("part-*.parquet")):
+            raise PretokenizeError(f"{out}: holds Parquet shards but no {META_NAME}; use an empty directory")
+        write_text(path, json.dumps(meta, indent=2) + "\n")
+        return
+    try:
+        theirs = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise PretokenizeError(f"{path}: unreadable ({e})") from None
+    if theirs.get("format") != FORMAT:
+        raise PretokenizeError(f"{path}: not a speechtok pre-tokenized dataset")
+    if theirs.get("config_hash") != meta["config_hash"]:
+        raise PretokenizeError(
+            f"{out}: started with tokenizer {theirs.get('tokenizer', {}).get('name')!r} (config "
+            f"{theirs.get('config_hash')}); this run uses {meta['tokenizer']['name']!r} (config "
+            f"{meta['config_hash']}): one directory holds the codes of one tokenizer; use another directory")
+    if theirs.get("weights_hash") != meta["weights_hash"]:
+        raise PretokenizeError(
+            f"{out}: started with other weights of the same architecture (weights {theirs.get('weights_hash')}, "
+            f"now {meta['weights_hash']}): one directory holds the codes of one tokenizer; use another directory")
+    changed = [f"{k} {theirs.get(k)!r} -> {meta[k]!r}" for k in _LAYOUT_KEYS if theirs.get(k) != meta[k]]
+    if changed:
+        raise PretokenizeError(f"{out}: started with other settings or inputs ({'; '.join(changed)}); a resumed run "
+                               f"must use the same inputs, n_q, dtype, dedup, num_parts and shard_size, or another "
+                               f"directory")
+    if theirs.get("device") != meta["device"]:
+        log.warning("%s: started on %s, resumed on %s (codes may differ at float near-ties)", out,
+                    theirs.get("device"), meta["device"])
+
+
+def _remove_stale_temps(out: Path, part: int) -> None:
+    """Temp files a killed run of this part left (only this part's: other parts may be writing theirs)."""
+    for pattern in (f".part-{part:05d}-*.tmp", f"..part-{part:05d}-*.tmp"):
+        for stale in out.glob(pattern):
+            stale.unlink(missing_ok=True)
+
+
+def _failures_text(failures: Sequence[Failure]) -> str:
+    return "".join(f"{f.id}\t{f.path}\t{_tsv_field(f.error)}\n" for f in failures)
+
+
+def _read_failures(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _rebuild_failures(out: Path) -> None:
+    """`.failures.tsv` = the failures sidecars of every part, in shard order (under the lock)."""
+    for stale in out.glob(f".{FAILURES_NAME}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    lines = [line for side in sorted(out.glob(".part-*.failures.tsv")) for line in _read_failures(side)]
+    write_text(out / FAILURES_NAME, "\n".join([FAILURES_HEADER, *lines]) + "\n")
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """An exclusive lock on `out/.lock` (no-op where fcntl is missing): parts share `.meta.json` and
+    `.failures.tsv`."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: parts run one at a time there
+        yield
+        return
+    with open(out / ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# -- helpers -----------------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A tqdm bar of files with the hours of audio done and hours of audio per second (tqdm gives the ETA)."""
+
+    def __init__(self, total: int, done: int, part: int, num_parts: int, t0: float) -> None:
+        from tqdm import tqdm
+
+        desc = "pretokenize" if num_parts == 1 else f"pretokenize part {part}/{num_parts}"
+        self.bar = tqdm(total=total, initial=done, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True)
+        self.t0, self.audio_seconds = t0, 0.0
+
+    def update(self, files: int, audio_seconds: float) -> None:
+        self.audio_seconds += audio_seconds
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        hours = self.audio_seconds / 3600
+        self.bar.set_postfix_str(f"{hours:.2f} h audio, {hours / wall:.4f} h/s "
+                                 f"({self.audio_seconds / wall:.0f}x real time)", refresh=False)
+        self.bar.update(files)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _one_line(e: BaseException, source: object = None) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    if source is not None and not isinstance(e, SpeechtokError):
+        text = f"{type(e).__name__}: {text}"
+    return text
+
+
+def _strip_source(error: str, path: str) -> str:
+    """The error without a leading `path: ` (the failures file has a path column)."""
+    prefix = f"{path}: "
+    return error[len(prefix):] if error.startswith(prefix) else error
+
+
+def _tsv_field(text: str) -> str:
+    return " ".join(text.replace("\t", " ").split())
+
+
+def _describe(inputs: Any) -> str:
+    return str(inputs) if isinstance(inputs, (str, os.PathLike)) else " ".join(map(str, inputs))
+
+
+class _CallableModule(types.ModuleType):
+    """`speechtok.pretokenize` is this module once it is imported (the import system binds a package's attribute
+    to its submodule), and the function before: calling the module calls the function, so both work."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PretokenizeResult:
+        return pretokenize(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
