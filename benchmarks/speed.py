@@ -22,9 +22,10 @@ to import speechtok's dependencies; `--no-deps` leaves its torch alone. This scr
     /tmp/peers-venv/bin/python benchmarks/speed.py --peers none --batches 8 --malloc tuned
     .venv/bin/python benchmarks/speed.py --peers none
 
-Allocator: by default (`--malloc system`) glibc malloc is left as users have it. `--malloc tuned` restarts the
-process with peer_speed's GLIBC_TUNABLES (freed memory stays in the heap), as the peers' stored figures in
-../shared/peers/README.md were taken. If tuning helps our model, the fix belongs in speechtok, not here.
+Allocator: by default (`--malloc system`) glibc malloc is left as it is. `--malloc speechtok` applies what
+`speechtok.load` and the CLI apply at start-up (`speechtok.runtime.tune_malloc`: mallopt, process-wide, so the
+peers in the same process get it too). `--malloc tuned` restarts the process with peer_speed's GLIBC_TUNABLES
+(freed memory stays in the heap), as the peers' stored figures in ../shared/peers/README.md were taken.
 """
 
 from __future__ import annotations
@@ -60,13 +61,14 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--peers", default="encodec_24k", help="comma list of peer_speed.py peers, 'all' or 'none'")
     ap.add_argument("--peers-dir", type=Path, default=PEERS_DIR, help="folder holding peer_speed.py")
-    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--batches", default="1,8", help="comma list of batch sizes")
     ap.add_argument("--seconds", type=float, default=10.0, help="audio per item")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--malloc", choices=("system", "tuned"), default="system",
-                    help="system: glibc malloc as users have it; tuned: restart with peer_speed's GLIBC_TUNABLES")
-    ap.add_argument("--cli", help="the speechtok console script to time (default: beside this python, on PATH, "
-                                  "or the repository's .venv)")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ap.add_argument("--malloc", choices=("system", "speechtok", "tuned"), default="system",
+                    help="system: glibc malloc untouched; speechtok: mallopt as speechtok.load and the CLI do; "
+                         "tuned: restart with peer_speed's GLIBC_TUNABLES")
+    ap.add_argument("--cli", default="", help="the speechtok console script to time (empty: the one beside this "
+                                              "python, on PATH, or in the repository's .venv)")
     ap.add_argument("--cli-runs", type=int, default=5, help="timed `speechtok --help` runs (0: skip)")
     ap.add_argument("--json", type=Path, help="also write every figure to this file")
     args = ap.parse_args(argv)
@@ -74,6 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     ps = _import_peer_speed(args.peers_dir)
     if args.malloc == "tuned":
         _reexec_with(ps.MALLOC_TUNABLES)
+    elif args.malloc == "speechtok":
+        from speechtok.runtime import tune_malloc
+
+        if not tune_malloc():
+            sys.exit("--malloc speechtok: tune_malloc() changed nothing (SPEECHTOK_MALLOC=system, or not glibc)")
     ps.setup_torch(threads=args.threads)  # threads, 1 inter-op thread, flush denormals, seed 0
     batches = tuple(int(b) for b in args.batches.split(",") if b)
     env = dict(ps.environment(), malloc=args.malloc, loadavg_start=os.getloadavg())
@@ -378,7 +385,7 @@ def _machine_line(env: dict, threads: int) -> str:
     load_end = "/".join(f"{x:.1f}" for x in env["loadavg_end"])
     return (f"Machine: {env.get('cpu', platform.processor() or 'unknown CPU')}, {env['cpu_count']} cores, "
             f"{threads} torch threads, torch {env['torch']}, Python {env['python']}, "
-            f"malloc {env['malloc']} (tuned: {env['malloc_tuned']}), load average {load} at start, "
+            f"malloc {env['malloc']} (GLIBC_TUNABLES: {env['malloc_tuned']}), load average {load} at start, "
             f"{load_end} at end, {env['date']}")
 
 

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run_dir", metavar="RUN_DIR")
     x.add_argument("-o", "--output", required=True, help="checkpoint directory to write")
     x.add_argument("--card", default=None, help="model card (markdown) to include as README.md")
+    x.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                   help="how the weights are stored (loading casts them back to float32)")
     x.set_defaults(func=cmd_export)
 
     ls = sub.add_parser("list", help="list the available tokenizers (bundled and plugins)")
@@ -195,8 +197,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         log.error("%s", e)
         return 1
+    import torch
+
     card = Path(args.card).read_text() if args.card else None
-    out = trainer.task.export().save(args.output, card=card)
+    out = trainer.task.export().save(args.output, card=card, dtype=getattr(torch, args.dtype))
     log.warning("wrote %s (step %d)", out, trainer.step)
     return 0
 

@@ -1,11 +1,25 @@
-"""The evaluation sets DESIGN.md fixes, so that figures compare across time: LS-test, SO-test (and their dev
-halves for tuning), read from the `shared/data` manifests. Always report LS and SO separately."""
+"""What an evaluation runs on: the evaluation sets DESIGN.md fixes (LS-test, SO-test, and their dev halves for
+tuning), read from the `shared/data` manifests, or any manifest or directory of audio. Always report LS and SO
+separately.
+
+`utterances(spec, data_root)` takes a set name, a manifest (`.tsv` with a header that has a `path` column, or
+`.jsonl` objects with a `path` key; optional `id`, `speaker`, `duration_s`, `split`) or a directory (scanned
+recursively). Files that are listed but missing are kept here: the evaluation logs, skips and counts them.
+"""
 
 from __future__ import annotations
 
 import csv
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..audio import AUDIO_EXTENSIONS
+from ..inputs import scan
+
+__all__ = ["EVAL_SETS", "Utterance", "eval_set", "utterances", "read_manifest_utterances", "alignments_path",
+           "default_data_root"]
 
 EVAL_SETS: dict[str, tuple[str, str]] = {
     "LS-test": ("librispeech_samples", "test"),
@@ -13,14 +27,16 @@ EVAL_SETS: dict[str, tuple[str, str]] = {
     "LS-dev": ("librispeech_samples", "dev"),
     "SO-dev": ("speechocean762", "dev"),
 }
+MANIFEST_SUFFIXES = (".tsv", ".jsonl")
+DATA_ENV = "SPEECHTOK_DATA"  # where the shared/data directory is, when it is not ../shared/data
 
 
 @dataclass(frozen=True)
 class Utterance:
     id: str
     path: Path
-    speaker: str
-    duration_s: float
+    speaker: str | None = None
+    duration_s: float | None = None
 
 
 def eval_set(name: str, data_root: str | Path) -> list[Utterance]:
@@ -32,6 +48,141 @@ def eval_set(name: str, data_root: str | Path) -> list[Utterance]:
     manifest = root / folder / "manifest.tsv"
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: missing (is {root} the shared/data directory?)")
-    with open(manifest, newline="") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["split"] == split]
-    return [Utterance(Path(r["path"]).stem, root / r["path"], r["speaker"], float(r["duration_s"])) for r in rows]
+    return read_manifest_utterances(manifest, split=split, root=root)
+
+
+def utterances(spec: str | os.PathLike, data_root: str | Path | None = None,
+               split: str | None = None) -> list[Utterance]:
+    """A set name (`LS-test`, ...), a manifest file or a directory of audio -> its utterances, in order.
+
+    `data_root` (the shared/data directory) is only read for set names; None means `default_data_root()`.
+    `split` keeps only the manifest rows of that split. Raises FileNotFoundError / ValueError naming the problem.
+    """
+    text = os.fspath(spec)
+    if text in EVAL_SETS:
+        if split is not None:
+            raise ValueError(f"{text} is one split already; --split does not apply")
+        return eval_set(text, data_root if data_root is not None else default_data_root())
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if split is not None:
+            raise ValueError(f"{path}: a directory has no split labels")
+        files = scan(path, AUDIO_EXTENSIONS)
+        return _unique([Utterance(f.relative_to(path).with_suffix("").as_posix(), f) for f in files])
+    if path.suffix.lower() in MANIFEST_SUFFIXES:
+        return read_manifest_utterances(path, split=split)
+    if not path.exists():
+        raise FileNotFoundError(f"{text}: not an evaluation set ({', '.join(EVAL_SETS)}), manifest or directory")
+    raise ValueError(f"{path}: not a manifest (.tsv, .jsonl) or a directory")
+
+
+def read_manifest_utterances(manifest: str | Path, split: str | None = None,
+                             root: str | Path | None = None) -> list[Utterance]:
+    """Rows of a `.tsv` or `.jsonl` manifest -> utterances. Relative paths are resolved against `root`, or (None)
+    the manifest's directory, else its parent (the shared data lists `<set>/audio/...` from its parent).
+    An utterance's id is its `id` column, else its file name without the extension (the relative path where
+    two names collide)."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: no such manifest")
+    rows = _read_rows(manifest)
+    if split is not None:
+        if rows and all("split" not in r for _, r in rows):
+            raise ValueError(f"{manifest}: no split column to select {split!r} from")
+        rows = [(n, r) for n, r in rows if r.get("split") == split]
+    base = Path(root) if root is not None else _guess_root(manifest, [r["path"] for _, r in rows])
+    out = []
+    for number, row in rows:
+        rel = Path(str(row["path"])).expanduser()
+        duration = row.get("duration_s", row.get("duration"))
+        try:
+            seconds = None if duration in (None, "") else float(duration)
+        except ValueError:
+            raise ValueError(f"{manifest}:{number}: duration {duration!r} is not a number") from None
+        speaker = row.get("speaker")
+        out.append(Utterance(str(row.get("id") or ""), rel if rel.is_absolute() else base / rel,
+                             None if speaker in (None, "") else str(speaker), seconds))
+    return _unique(out, base)
+
+
+def alignments_path(spec: str | os.PathLike, data_root: str | Path | None = None) -> Path | None:
+    """The phone alignments (`alignments.tsv`, see shared/data/README.md) that go with `spec`: the set's own for a
+    set name, an `alignments.tsv` beside a manifest; None where there is none."""
+    text = os.fspath(spec)
+    if text in EVAL_SETS:
+        root = Path(data_root) if data_root is not None else default_data_root()
+        path = root / EVAL_SETS[text][0] / "alignments.tsv"
+    else:
+        path = Path(text).expanduser().parent / "alignments.tsv"
+        if Path(text).is_dir():
+            path = Path(text) / "alignments.tsv"
+    return path if path.is_file() else None
+
+
+def default_data_root() -> Path:
+    """The shared/data directory: $SPEECHTOK_DATA, else the first of ./shared/data, ../shared/data and the one
+    beside this source checkout that exists (../shared/data where none does)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    here = Path.cwd()
+    candidates = [here / "shared" / "data", here.parent / "shared" / "data",
+                  Path(__file__).resolve().parents[3] / "shared" / "data"]
+    return next((c for c in candidates if c.is_dir()), candidates[1])
+
+
+def _read_rows(manifest: Path) -> list[tuple[int, dict]]:
+    """(line number, row) of each non-empty line."""
+    text = manifest.read_text(encoding="utf-8")
+    rows: list[tuple[int, dict]] = []
+    if manifest.suffix.lower() == ".tsv":
+        lines = text.splitlines()
+        reader = csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if not reader.fieldnames or "path" not in reader.fieldnames:
+            raise ValueError(f"{manifest}:1: header {reader.fieldnames} has no 'path' column")
+        for number, row in enumerate(reader, start=2):
+            if any(row.values()):
+                if not row.get("path"):
+                    raise ValueError(f"{manifest}:{number}: empty path")
+                rows.append((number, row))
+        return rows
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{manifest}:{number}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("path"), str) or not row["path"]:
+            raise ValueError(f"{manifest}:{number}: expected an object with a 'path' string")
+        rows.append((number, row))
+    return rows
+
+
+def _guess_root(manifest: Path, paths: list[str]) -> Path:
+    relative = [Path(p) for p in paths if p and not Path(p).is_absolute()]
+    for base in (manifest.parent, manifest.parent.parent):
+        if any((base / p).exists() for p in relative[:20]):
+            return base
+    return manifest.parent
+
+
+def _unique(utts: list[Utterance], base: Path | None = None) -> list[Utterance]:
+    """Fill empty ids with the file stem; where stems collide, use the path (relative to `base`) instead."""
+    stems: dict[str, int] = {}
+    for u in utts:
+        stems[u.id or u.path.stem] = stems.get(u.id or u.path.stem, 0) + 1
+    out = []
+    for u in utts:
+        uid = u.id or u.path.stem
+        if stems[uid] > 1 and not u.id:
+            try:
+                uid = u.path.relative_to(base).with_suffix("").as_posix() if base else u.path.with_suffix("").as_posix()
+            except ValueError:
+                uid = u.path.with_suffix("").as_posix()
+        out.append(Utterance(uid, u.path, u.speaker, u.duration_s))
+    seen: set[str] = set()
+    for u in out:
+        if u.id in seen:
+            raise ValueError(f"utterance id {u.id!r} appears twice")
+        seen.add(u.id)
+    return out

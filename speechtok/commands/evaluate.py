@@ -1,0 +1,95 @@
+"""`speechtok eval MODEL... --data SET|MANIFEST|DIR -o results.json`: score models on the same utterances."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+log = logging.getLogger("speechtok")
+
+DESCRIPTION = """\
+Score every MODEL on the same utterances with the same metrics and write per-utterance and aggregate figures
+(mean and 95% interval) with the protocol to a results JSON, which `speechtok leaderboard` turns into a page.
+
+MODEL: a bundled name, a checkpoint directory, a plugin (NAME or NAME:SPEC), or `identity` (decode = the
+original: PESQ-wb about 4.64, STOI 1.0, the ceiling).
+--data: LS-test or SO-test (the fixed evaluation sets; LS-dev, SO-dev for tuning), a manifest (.tsv with a
+`path` column, or .jsonl) or a directory of audio.
+--metrics: pesq_wb pesq_nb stoi estoi si_sdr mel f0 (per utterance), speed, abx (phone ABX on the codes; needs
+alignments, found for the sets), and metrics installed under the `speechtok.metrics` entry-point group.
+Default: pesq_wb stoi estoi si_sdr mel f0 speed and every installed plugin. Bitrate and codebook usage are
+always reported.
+
+A missing or unreadable file is logged, skipped and counted; a model that fails gets a row that says why.
+Exit status 1 when anything was skipped or failed (the results are still written)."""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="score tokenizers on the same audio -> results JSON",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="+", metavar="MODEL", help="tokenizer, checkpoint directory, plugin, or identity")
+    p.add_argument("--data", required=True, help="LS-test, SO-test, a manifest or a directory")
+    p.add_argument("--data-root", default=None,
+                   help="the shared/data directory for set names (default: $SPEECHTOK_DATA, else ../shared/data)")
+    p.add_argument("--split", default=None, help="keep only this split of a manifest")
+    p.add_argument("--limit", type=int, default=None, help="only the first N utterances (quick checks)")
+    p.add_argument("--n-q", nargs="+", default=[], metavar="N", help="codebooks per row, e.g. 1 2 8 (default: all)")
+    p.add_argument("--metrics", nargs="+", default=None, metavar="NAME", help="metrics to compute (see above)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="processes computing the metrics (0: in this process; default: min(4, cores))")
+    p.add_argument("--device", default=None, help="torch device of the models (default: cpu)")
+    p.add_argument("--samples", type=int, default=3,
+                   help="write the audio of the first N utterances for listening, beside -o (default 3)")
+    p.add_argument("--alignments", default=None, help="phone alignments (alignments.tsv) for --metrics abx")
+    p.add_argument("--abx-context", choices=("within", "any"), default="within",
+                   help="ABX triplets share the neighbouring phones (within, ZeroSpeech) or not (any)")
+    p.add_argument("--max-triplets", type=int, default=20000, help="ABX triplets drawn per mode (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the ABX triplet draw")
+    p.add_argument("--speed-seconds", type=float, default=10.0, help="length of the speed clip")
+    p.add_argument("-o", "--output", required=True, help="results JSON to write")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..eval.evaluate import EvalConfig, evaluate
+    from ..eval.leaderboard import collect, markdown
+    from ..eval.results import write_results
+    from ..eval.sets import alignments_path, utterances
+
+    try:
+        n_qs = tuple(int(x) for item in args.n_q for x in item.split(",") if x)
+        metrics = None if args.metrics is None else tuple(x for m in args.metrics for x in m.split(",") if x)
+        utts = utterances(args.data, args.data_root, args.split)
+        if metrics is not None:
+            from ..eval.metrics import resolve_metrics
+
+            resolve_metrics(metrics)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        log.error("%s", " ".join(str(e).split()))
+        return 1
+    if args.limit is not None:
+        utts = utts[: args.limit]
+    out = Path(args.output)
+    samples_dir = out.with_name(out.stem + ".samples") if args.samples > 0 else None
+    alignments = args.alignments or alignments_path(args.data, args.data_root)
+    cfg = EvalConfig(metrics=metrics, n_qs=n_qs, workers=args.workers, device=args.device, samples=args.samples,
+                     samples_dir=None if samples_dir is None else str(samples_dir), speed_seconds=args.speed_seconds,
+                     abx_max_triplets=args.max_triplets or None, abx_context=args.abx_context, seed=args.seed,
+                     progress=not args.quiet)
+    if samples_dir is not None and samples_dir.is_dir():
+        import shutil
+
+        shutil.rmtree(samples_dir)  # samples of an earlier run of another model list must not linger
+    command = "speechtok " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    results = evaluate(args.models, utts, cfg, data_name=str(args.data), alignments=alignments, command=command)
+    write_results(results, out)
+    print(markdown(collect([(out, results)])).split("\n", 2)[2].strip())
+    problems = len(results["data"]["skipped"]) + sum(r["status"] != "ok" or bool(r["failures"])
+                                                     for r in results["rows"])
+    log.warning("wrote %s (%d rows, %d utterances%s)", out, len(results["rows"]), results["data"]["scored"],
+                f"; {len(results['data']['skipped'])} skipped" if results["data"]["skipped"] else "")
+    return 1 if problems else 0

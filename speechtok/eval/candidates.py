@@ -1,0 +1,107 @@
+"""What `speechtok eval` can score: any tokenizer `speechtok.load` finds (bundled name, checkpoint directory,
+`plugin[:spec]`), and pseudo-models that are not tokenizers (`identity`: decode = the original, the ceiling of
+every metric).
+
+A candidate resynthesizes a reference `[T]` at its native rate for several `n_q` at once: the audio is encoded
+once with the largest `n_q`, and each `n_q` decodes the first `n_q` codebooks (residual codebooks are nested:
+the first q codes of an n_q > q encoding are the codes of a q encoding). The resynthesis is resampled back to
+the reference's rate (soxr HQ, `speechtok.audio.resample`) so that every model is scored against the same
+reference signal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import audio
+
+__all__ = ["Resynthesis", "Candidate", "TokenizerCandidate", "IdentityCandidate", "PSEUDO_MODELS", "load_candidate"]
+
+
+@dataclass
+class Resynthesis:
+    codes: Tensor | None  # [Q_max, T_frames] int64 (None for pseudo-models)
+    outputs: dict[int | None, np.ndarray]  # n_q -> float32 [T] at the reference's rate
+
+
+class Candidate:
+    spec: str  # as the user named it
+    tok = None  # the Tokenizer, for tokenizers
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
+    def n_qs(self, requested: Sequence[int]) -> list[int | None]:
+        """The rows to score: the requested n_q (empty: all codebooks). Raises ValueError for one out of range."""
+        raise NotImplementedError
+
+    def resynthesize(self, wav: np.ndarray, sample_rate: int, n_qs: Sequence[int | None]) -> Resynthesis:
+        raise NotImplementedError
+
+
+class IdentityCandidate(Candidate):
+    """decode(encode(x)) = x: PESQ-wb about 4.64, STOI 1.0. No codes, no bitrate."""
+
+    def __init__(self, spec: str = "identity"):
+        self.spec = spec
+
+    def describe(self) -> dict:
+        return {"name": "identity", "family": "identity", "source": "pseudo-model: decode = the original"}
+
+    def n_qs(self, requested: Sequence[int]) -> list[int | None]:
+        return [None]
+
+    def resynthesize(self, wav, sample_rate, n_qs):
+        return Resynthesis(None, {None: np.asarray(wav, dtype=np.float32)})
+
+
+class TokenizerCandidate(Candidate):
+    def __init__(self, spec: str, tok):
+        self.spec, self.tok = spec, tok
+
+    def describe(self) -> dict:
+        tok = self.tok
+        return {"name": tok.name, "family": tok.family, "source": tok.source, "sample_rate": tok.sample_rate,
+                "frame_rate": tok.frame_rate, "hop_length": tok.hop_length, "num_codebooks": tok.num_codebooks,
+                "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
+                "params": sum(p.numel() for p in tok.parameters()),
+                "device": str(tok.device), "dtype": str(next(tok.parameters()).dtype).replace("torch.", ""),
+                "chunk_seconds": tok.chunk_seconds}
+
+    def n_qs(self, requested: Sequence[int]) -> list[int | None]:
+        q = self.tok.num_codebooks
+        chosen = list(dict.fromkeys(int(n) for n in requested)) or [q]
+        bad = [n for n in chosen if not 1 <= n <= q]
+        if bad:
+            raise ValueError(f"n_q {bad} out of range 1..{q} for {self.spec}")
+        return chosen
+
+    def resynthesize(self, wav, sample_rate, n_qs):
+        tok = self.tok
+        codes = tok.encode(wav, sample_rate, n_q=max(n_qs))
+        outputs = {}
+        for n_q in n_qs:
+            out = tok.decode(dataclasses.replace(codes, codes=codes.codes[:, :n_q]))[0, 0]  # [T] at tok's rate
+            outputs[n_q] = audio.resample(out.float().cpu().numpy(), tok.sample_rate, sample_rate)
+        return Resynthesis(codes.item(0).codes[0].cpu(), outputs)
+
+
+PSEUDO_MODELS = {"identity": IdentityCandidate}
+
+
+def load_candidate(spec: str, device: str | torch.device | None = None) -> Candidate:
+    """`identity`, or anything `speechtok.load` takes (a checkpoint directory or plugin wins over a pseudo-model
+    of the same name only when it is a directory)."""
+    from pathlib import Path
+
+    if spec in PSEUDO_MODELS and not Path(spec).is_dir():
+        return PSEUDO_MODELS[spec](spec)
+    from ..registry import load
+
+    return TokenizerCandidate(spec, load(spec, device=device))

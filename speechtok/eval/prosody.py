@@ -1,0 +1,79 @@
+"""Prosody: F0 RMSE in cents and the voicing decision error (VDE) of a resynthesis against its reference,
+both tracked with probabilistic YIN (`librosa.pyin`) under the same settings.
+
+- frames: `frame_length` = the power of two nearest 64 ms, hop 10 ms, F0 searched in [`fmin`, `fmax`]
+  (50-800 Hz by default: low male voices to children);
+- F0 RMSE: sqrt(mean (1200 log2(f0_deg / f0_ref))^2) over the frames voiced in both; NaN where there is none;
+- VDE: the fraction of all frames where one signal is voiced and the other is not (0 for identity).
+
+Needs `librosa`: `pip install 'speechtok[eval]'`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from torch import Tensor
+
+from .pesq import mono_pair
+
+__all__ = ["Prosody", "prosody", "pitch", "prosody_protocol"]
+
+FMIN, FMAX = 50.0, 800.0
+
+
+@dataclass(frozen=True)
+class Prosody:
+    f0_rmse_cents: float  # NaN where no frame is voiced in both signals
+    vde: float  # voicing decision error, in [0, 1]
+    voiced_frames: int  # frames voiced in both (the F0 RMSE's support)
+    frames: int
+
+
+def prosody(reference: Tensor | np.ndarray, degraded: Tensor | np.ndarray, sample_rate: int,
+            fmin: float = FMIN, fmax: float = FMAX,
+            reference_pitch: tuple[np.ndarray, np.ndarray] | None = None) -> Prosody:
+    """F0 RMSE (cents) and VDE of `degraded` against `reference`, mono `[T]`, `[1, T]` or `[1, 1, T]`.
+    `reference_pitch`: the reference's `pitch(...)` track with the same settings, when already computed (pyin
+    is slow); frames past the shorter track are left out."""
+    ref, deg = mono_pair(reference, degraded)
+    f_ref, v_ref = reference_pitch if reference_pitch is not None else pitch(ref, sample_rate, fmin, fmax)
+    same = deg.shape == ref.shape and np.array_equal(deg, ref)  # pyin is deterministic: no need to track twice
+    f_deg, v_deg = (f_ref, v_ref) if same else pitch(deg, sample_rate, fmin, fmax)
+    n = min(f_ref.shape[0], f_deg.shape[0])
+    f_ref, v_ref, f_deg, v_deg = f_ref[:n], v_ref[:n], f_deg[:n], v_deg[:n]
+    both = v_ref & v_deg & np.isfinite(f_ref) & np.isfinite(f_deg)
+    cents = 1200.0 * np.log2(f_deg[both] / f_ref[both])
+    rmse = float(np.sqrt(np.mean(cents**2))) if both.any() else math.nan
+    return Prosody(rmse, float(np.mean(v_ref != v_deg)), int(both.sum()), int(v_ref.size))
+
+
+def pitch(wav: np.ndarray, sample_rate: int, fmin: float = FMIN, fmax: float = FMAX) -> tuple[np.ndarray, np.ndarray]:
+    """pyin F0 track: (f0 [frames] in Hz, NaN where unvoiced; voiced [frames] bool)."""
+    import librosa
+
+    frame_length, hop = _frames(sample_rate)
+    if wav.shape[-1] < frame_length:
+        wav = np.pad(wav, (0, frame_length - wav.shape[-1]))
+    f0, voiced, _ = librosa.pyin(np.asarray(wav, dtype=np.float32), fmin=fmin, fmax=fmax, sr=sample_rate,
+                                 frame_length=frame_length, hop_length=hop)
+    return f0, voiced.astype(bool)
+
+
+def prosody_protocol(sample_rate: int = 16000) -> dict:
+    frame_length, hop = _frames(sample_rate)
+    try:
+        version = importlib.metadata.version("librosa")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return {"metric": "F0 RMSE (cents) and VDE", "tracker": f"librosa {version} pyin", "fmin_hz": FMIN,
+            "fmax_hz": FMAX, "frame": f"{frame_length} samples at {sample_rate} Hz (nearest power of two to 64 ms)",
+            "hop": "10 ms", "f0_rmse": "over frames voiced in both", "vde": "share of frames whose voicing differs",
+            "sample_rate": "native rate of the reference", "length": "trimmed to the shorter signal"}
+
+
+def _frames(sample_rate: int) -> tuple[int, int]:
+    return int(2 ** round(math.log2(0.064 * sample_rate))), max(1, round(0.01 * sample_rate))
