@@ -11,16 +11,18 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from speechtok.eval import EvalConfig, evaluate
+from speechtok.eval.sets import eval_set
 from speechtok.training import checkpoints
 from speechtok.training.trainer import load_run
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import DATA, evaluate  # noqa: E402
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def done_steps(path: Path) -> set[int]:
@@ -33,8 +35,11 @@ def done_steps(path: Path) -> set[int]:
 def evaluate_checkpoint(run_dir: Path, ckpt: Path, args) -> None:
     trainer = load_run(run_dir)  # the run's recipe; then the chosen checkpoint's weights
     trainer.resume(ckpt)
-    result = evaluate(trainer.task.export(), args.set, [args.n_q], Path(args.data), args.limit)
-    scores = result["by_n_q"][args.n_q]
+    cfg = EvalConfig(metrics=("pesq_wb", "stoi"), n_qs=(args.n_q,), workers=0, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer.task.export().save(tmp)
+        row = evaluate([tmp], eval_set(args.set, args.data)[: args.limit], cfg, data_name=args.set)["rows"][0]
+    scores = {k: v["mean"] for k, v in row["aggregate"].items()}
     out = run_dir / "dev_curve.csv"
     new = not out.is_file()
     with open(out, "a", newline="") as f:

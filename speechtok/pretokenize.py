@@ -60,7 +60,8 @@ from .codes import storage_dtype
 from .errors import SpeechtokError
 from .fileio import atomic_path, write_text
 from .tokenizer import Tokenizer
-from .training.data import MANIFEST_SUFFIXES, DataConfig, Item, collect_items
+from .manifest import MANIFEST_SUFFIXES, Item
+from .training.data import DataConfig, collect_items
 
 __all__ = ["pretokenize", "PretokenizeResult", "Failure", "PretokenizeError", "collect_inputs", "item_ids",
            "split_part", "bucket", "run_lengths", "weights_hash"]

@@ -9,14 +9,13 @@ recursively). Files that are listed but missing are kept here: the evaluation lo
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio import AUDIO_EXTENSIONS
 from ..inputs import scan
+from ..manifest import MANIFEST_SUFFIXES, read_manifest
 
 __all__ = ["EVAL_SETS", "Utterance", "eval_set", "utterances", "read_manifest_utterances", "alignments_path",
            "default_data_root"]
@@ -27,7 +26,6 @@ EVAL_SETS: dict[str, tuple[str, str]] = {
     "LS-dev": ("librispeech_samples", "dev"),
     "SO-dev": ("speechocean762", "dev"),
 }
-MANIFEST_SUFFIXES = (".tsv", ".jsonl")
 DATA_ENV = "SPEECHTOK_DATA"  # where the shared/data directory is, when it is not ../shared/data
 
 
@@ -78,31 +76,17 @@ def utterances(spec: str | os.PathLike, data_root: str | Path | None = None,
 
 def read_manifest_utterances(manifest: str | Path, split: str | None = None,
                              root: str | Path | None = None) -> list[Utterance]:
-    """Rows of a `.tsv` or `.jsonl` manifest -> utterances. Relative paths are resolved against `root`, or (None)
-    the manifest's directory, else its parent (the shared data lists `<set>/audio/...` from its parent).
-    An utterance's id is its `id` column, else its file name without the extension (the relative path where
-    two names collide)."""
-    manifest = Path(manifest)
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest}: no such manifest")
-    rows = _read_rows(manifest)
-    if split is not None:
-        if rows and all("split" not in r for _, r in rows):
-            raise ValueError(f"{manifest}: no split column to select {split!r} from")
-        rows = [(n, r) for n, r in rows if r.get("split") == split]
-    base = Path(root) if root is not None else _guess_root(manifest, [r["path"] for _, r in rows])
-    out = []
-    for number, row in rows:
-        rel = Path(str(row["path"])).expanduser()
-        duration = row.get("duration_s", row.get("duration"))
-        try:
-            seconds = None if duration in (None, "") else float(duration)
-        except ValueError:
-            raise ValueError(f"{manifest}:{number}: duration {duration!r} is not a number") from None
-        speaker = row.get("speaker")
-        out.append(Utterance(str(row.get("id") or ""), rel if rel.is_absolute() else base / rel,
-                             None if speaker in (None, "") else str(speaker), seconds))
-    return _unique(out, base)
+    """Rows of a `.tsv` or `.jsonl` manifest -> utterances (speechtok.manifest resolves the paths: against `root`,
+    or the manifest's directory, else its parent). An utterance's id is its `id` column, else its file name
+    without the extension (the relative path where two names collide). Missing files are kept, to be counted."""
+    items = read_manifest(manifest, root=root, splits=() if split is None else (split,), check_exists=False)
+    base = Path(root) if root is not None else None
+    utts = [Utterance(it.id or "", it.path, it.speaker, it.duration_s) for it in items]
+    return _unique(utts, base or (Path(manifest).parent if not utts else _common_parent(utts)))
+
+
+def _common_parent(utts: list[Utterance]) -> Path:
+    return Path(os.path.commonpath([u.path.parent for u in utts]))
 
 
 def alignments_path(spec: str | os.PathLike, data_root: str | Path | None = None) -> Path | None:
@@ -128,42 +112,6 @@ def default_data_root() -> Path:
     candidates = [here / "shared" / "data", here.parent / "shared" / "data",
                   Path(__file__).resolve().parents[3] / "shared" / "data"]
     return next((c for c in candidates if c.is_dir()), candidates[1])
-
-
-def _read_rows(manifest: Path) -> list[tuple[int, dict]]:
-    """(line number, row) of each non-empty line."""
-    text = manifest.read_text(encoding="utf-8")
-    rows: list[tuple[int, dict]] = []
-    if manifest.suffix.lower() == ".tsv":
-        lines = text.splitlines()
-        reader = csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise ValueError(f"{manifest}:1: header {reader.fieldnames} has no 'path' column")
-        for number, row in enumerate(reader, start=2):
-            if any(row.values()):
-                if not row.get("path"):
-                    raise ValueError(f"{manifest}:{number}: empty path")
-                rows.append((number, row))
-        return rows
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{manifest}:{number}: invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("path"), str) or not row["path"]:
-            raise ValueError(f"{manifest}:{number}: expected an object with a 'path' string")
-        rows.append((number, row))
-    return rows
-
-
-def _guess_root(manifest: Path, paths: list[str]) -> Path:
-    relative = [Path(p) for p in paths if p and not Path(p).is_absolute()]
-    for base in (manifest.parent, manifest.parent.parent):
-        if any((base / p).exists() for p in relative[:20]):
-            return base
-    return manifest.parent
 
 
 def _unique(utts: list[Utterance], base: Path | None = None) -> list[Utterance]:

@@ -44,6 +44,17 @@ class DiscriminatorOutput(NamedTuple):
     features: list[Tensor]  # per layer, [B, C, H, W]; the last one is the logits before flattening
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Leaky-ReLU convs, then the logit conv; returns the logits map and every layer's output."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x, features
+
+
 class PeriodDiscriminator(nn.Module):
     """wav [B, 1, T] folded to [B, 1, T / period, period], then 2-d convs with kernels (k, 1) over the first axis."""
 
@@ -63,13 +74,7 @@ class PeriodDiscriminator(nn.Module):
         remainder = wav.shape[-1] % self.period
         if remainder:
             wav = F.pad(wav, (0, self.period - remainder), mode="reflect")
-        x = rearrange(wav, "b c (t p) -> b c t p", p=self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
+        x, features = _conv_stack(self.convs, self.post, rearrange(wav, "b c (t p) -> b c t p", p=self.period))
         return DiscriminatorOutput(rearrange(x, "b 1 t p -> b (t p)"), features)
 
 
@@ -97,12 +102,7 @@ class STFTDiscriminator(nn.Module):
         spec = torch.stft(rearrange(wav, "b 1 t -> b t"), self.n_fft, self.hop_length, window=self.window,
                           center=True, pad_mode="constant", normalized=True, return_complex=True)
         x = rearrange(torch.view_as_real(spec), "b f t c -> b c t f")  # [B, 2, frames, n_fft // 2 + 1]
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
+        x, features = _conv_stack(self.convs, self.post, x)
         return DiscriminatorOutput(rearrange(x, "b 1 t f -> b (t f)"), features)
 
 
