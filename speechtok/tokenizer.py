@@ -154,6 +154,8 @@ class Tokenizer(nn.Module):
         if num_samples is None:
             return wav
         wav = wav[..., : int(num_samples.max())]
+        if bool((num_samples == num_samples.max()).all()):  # no padded item: nothing to zero
+            return wav
         keep = torch.arange(wav.shape[-1], device=wav.device) < num_samples.to(wav.device)[:, None, None]
         return wav * keep
 
