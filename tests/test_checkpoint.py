@@ -100,3 +100,15 @@ def test_half_precision_weights_and_derived_state(tiny_ckpt, tmp_path):
         torch.testing.assert_close(state[base + "embed_avg"], expected)
     full = (tiny_ckpt / "model.safetensors").stat().st_size
     assert (half / "model.safetensors").stat().st_size < 0.6 * full
+
+
+def test_written_files_are_readable_by_others(tiny_ckpt, tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the final files get the ordinary umask mode."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = speechtok.load(tiny_ckpt).save(tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    assert all((f.stat().st_mode & 0o777) == 0o644 for f in out.iterdir())
