@@ -13,6 +13,7 @@ import soundfile as sf
 from speechtok import Codes
 
 from .conftest import speech
+from .plugins import tokenizer_plugin
 
 
 def run(*args, env=None, cwd=None):
@@ -111,15 +112,7 @@ def test_info_and_list(tiny_ckpt, wavs, tmp_path):
 
 def test_plugin_entry_point(tiny_ckpt, tmp_path):
     """A third-party tokenizer registered under `speechtok.tokenizers` is listed and loads by name."""
-    site = tmp_path / "site"
-    dist = site / "mytok-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mytok\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[speechtok.tokenizers]\nmytok = mytok_plugin:load\n")
-    (site / "mytok_plugin.py").write_text(
-        "import speechtok\n"
-        f"def load(spec, device):\n    return speechtok.load(spec or {str(tiny_ckpt)!r}, device=device)\n"
-    )
+    site = tokenizer_plugin(tmp_path / "site", tiny_ckpt)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     res = run("list", env=env)
     assert res.returncode == 0 and "mytok\tplugin\tmytok_plugin:load" in res.stdout

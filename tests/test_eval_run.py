@@ -17,6 +17,7 @@ from speechtok.eval.metrics import resolve_metrics
 
 from .conftest import speech
 from .evalclips import write_clips
+from .plugins import fake_distribution, tokenizer_plugin
 
 pytest.importorskip("pesq")
 pytest.importorskip("pystoi")
@@ -130,12 +131,7 @@ def test_bad_files_are_skipped_and_counted(manifest, tmp_path):
 
 def make_metric_plugin(site: Path) -> Path:
     """A distribution on `site` that registers two metrics under `speechtok.metrics`."""
-    dist = site / "mymetrics-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mymetrics\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[speechtok.metrics]\nmaxdiff = my_metrics:maxdiff\n"
-                                           "levels = my_metrics:levels\n")
-    (site / "my_metrics.py").write_text(
+    source = (
         "import numpy as np\n"
         "def maxdiff(reference, degraded, sample_rate):\n"
         "    n = min(len(reference), len(degraded))\n"
@@ -145,7 +141,8 @@ def make_metric_plugin(site: Path) -> Path:
         "def levels(reference, degraded, sample_rate):\n"
         "    return {'rms': float(np.sqrt(np.mean(degraded ** 2))), 'seconds': len(degraded) / sample_rate}\n"
     )
-    return site
+    return fake_distribution(site, "mymetrics", "[speechtok.metrics]\nmaxdiff = my_metrics:maxdiff\n"
+                             "levels = my_metrics:levels\n", {"my_metrics": source})
 
 
 def test_plugin_metrics_join_the_table(manifest, tmp_path, monkeypatch):
@@ -202,13 +199,7 @@ def test_cli_eval_exit_status_on_bad_input(tmp_path):
 
 
 def test_a_tokenizer_plugin_is_scored_like_any_model(manifest, tiny_ckpt, tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    dist = site / "mytok-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mytok\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[speechtok.tokenizers]\nmytok = mytok_plugin:load\n")
-    (site / "mytok_plugin.py").write_text(
-        f"import speechtok\ndef load(spec, device):\n    return speechtok.load({str(tiny_ckpt)!r}, device=device)\n")
+    site = tokenizer_plugin(tmp_path / "site", tiny_ckpt)
     monkeypatch.syspath_prepend(str(site))
     res = evaluate(["mytok"], utterances(manifest)[:1], EvalConfig(metrics=("si_sdr",), n_qs=(1,), progress=False))
     (row,) = res["rows"]
