@@ -130,3 +130,28 @@ def test_lr_schedule():
     assert lr_factor(50, 100, kind="constant") == 1.0
     with pytest.raises(ValueError):
         lr_factor(50, 100, kind="nope")
+
+
+def test_time_boxed_run_stops_with_a_checkpoint(corpus, tmp_path):
+    """`train.max_minutes` ends a job early (a device call has a time limit); the next job resumes."""
+    run = tmp_path / "run"
+    trainer = Trainer(recipe_from_dict(tiny_recipe(corpus, steps=50, max_minutes=1e-6)), run)
+    trainer.fit()
+    assert trainer.step == 1 and [p.name for p in (run / "checkpoints").glob("*.pt")] == ["step-00000001.pt"]
+    again = Trainer(recipe_from_dict(tiny_recipe(corpus, steps=3)), run)
+    again.fit()
+    assert again.step == 3
+
+
+def test_a_new_run_starts_from_an_exported_checkpoint(corpus, tmp_path):
+    """`train.init_from`: the weight-normed generator takes the folded weights of an inference checkpoint."""
+    first = Trainer(recipe_from_dict(tiny_recipe(corpus)), tmp_path / "a")
+    first.fit()
+    exported = first.task.export().save(tmp_path / "ckpt")
+    second = Trainer(recipe_from_dict(tiny_recipe(corpus, steps=4, init_from=str(exported), seed=5)), tmp_path / "b")
+    second.fit(until=0)
+    wav = speech(1.0)
+    want, got = speechtok.load(exported), second.task.export()
+    assert torch.equal(want.encode(wav, 16000).codes, got.encode(wav, 16000).codes)
+    torch.testing.assert_close(got.decode(got.encode(wav, 16000)), want.decode(want.encode(wav, 16000)),
+                               atol=1e-5, rtol=1e-4)

@@ -44,6 +44,8 @@ class TrainConfig:
     device: str = "auto"  # auto: cuda when available
     threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
     tensorboard: bool = False  # when the tensorboard package is installed
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
+    init_from: str | None = None  # an inference checkpoint whose weights start a new run (a chain of short jobs)
 
 
 @dataclass(frozen=True)

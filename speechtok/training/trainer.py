@@ -82,7 +82,9 @@ class Trainer:
         Returns the run directory."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_text(self.run_dir / "recipe.yaml", yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
-        self.resume()
+        if not self.resume() and self.cfg.init_from:
+            self.task.init_from(Path(self.cfg.init_from))
+            log.info("%s: generator weights from %s", self.run_dir, self.cfg.init_from)
         if self.step >= self.cfg.steps:
             log.warning("%s: already at step %d of %d", self.run_dir, self.step, self.cfg.steps)
             return self.run_dir
@@ -93,6 +95,7 @@ class Trainer:
         bar = _progress(self.cfg.steps, self.step)
         writer = _tensorboard(self.run_dir) if self.cfg.tensorboard else None
         last = min(self.cfg.steps, until if until is not None else self.cfg.steps)
+        deadline = start + 60 * self.cfg.max_minutes if self.cfg.max_minutes > 0 else math.inf
         while self.step < last:
             batch = next(stream).to(self.device, non_blocking=True)
             lrs = self._set_lr()
@@ -101,6 +104,8 @@ class Trainer:
             count += 1
             self.step += 1
             bar.update(1)
+            if time.time() > deadline:  # a time-boxed job: log, checkpoint and stop here
+                last = self.step
             if self.step % self.cfg.log_every == 0 or self.step == last:
                 means = {k: v / count for k, v in sums.items()}
                 self._log_row({**lrs, **means}, time.time() - start, writer)

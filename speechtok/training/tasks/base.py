@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 
 from torch import Tensor, nn
 
@@ -27,6 +28,10 @@ class Task(ABC):
     @abstractmethod
     def export(self) -> Tokenizer:
         """The inference tokenizer (eval mode, on CPU) built from the current weights."""
+
+    def init_from(self, checkpoint_dir: Path) -> None:
+        """Start from the weights of an inference checkpoint (tasks that can, override this)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start from an inference checkpoint")
 
     def to(self, device) -> Task:
         for module in self.modules().values():

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
+from ...checkpoint import load_checkpoint
 from ...config import from_dict
 from ...families import CodecConfig, build_codec
 from ...nn import fold_weight_norm
@@ -72,6 +75,21 @@ class CodecTask(Task):
         logs.update({k: v.item() for k, v in losses.items()})  # one sync per step; logs need the values anyway
         logs["loss/generator"] = total.item()
         return logs
+
+    def init_from(self, checkpoint_dir: Path) -> None:
+        """Load an exported (folded) checkpoint into the weight-normed generator: assigning a plain weight to a
+        weight-norm parametrization sets its magnitude and direction from it."""
+        plain = load_checkpoint(checkpoint_dir)
+        if plain.config_hash != self.generator.config_hash:
+            raise ValueError(f"{checkpoint_dir}: config {plain.config_hash} is not this recipe's model "
+                             f"({self.generator.config_hash})")
+        plain_modules = dict(plain.named_modules())
+        with torch.no_grad():
+            for name, module in self.generator.named_modules():
+                if parametrize.is_parametrized(module, "weight"):
+                    module.weight = plain_modules[name].weight.detach().to(module.weight.device)  # via right_inverse
+            state = {k: v for k, v in plain.state_dict().items() if k in self.generator.state_dict()}
+            self.generator.load_state_dict(state, strict=False)
 
     def export(self) -> Tokenizer:
         tok = copy.deepcopy(self.generator).cpu()
