@@ -14,7 +14,7 @@ import soxr
 import torch
 from torch import Tensor
 
-from .errors import AudioError
+from .errors import AudioError, one_line
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
 
@@ -27,7 +27,7 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [T, C]
     except Exception as e:  # libsndfile's message says why (format, truncation)
-        raise AudioError(f"{path}: unreadable audio ({_one_line(e)})") from None
+        raise AudioError(f"{path}: unreadable audio ({one_line(e)})") from None
     wav = np.ascontiguousarray(data.T)  # [T, C] -> [C, T]
     check_finite(wav, source=path)
     if wav.shape[-1] == 0:
@@ -112,7 +112,3 @@ def _to_numpy(wav: Tensor | np.ndarray) -> np.ndarray:
     if isinstance(wav, Tensor):
         return wav.detach().float().cpu().numpy()
     return np.asarray(wav, dtype=np.float32)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__

@@ -237,7 +237,7 @@ def _run_jobs(jobs, work, verb: str) -> int:
     """Run each job; a failing one is logged in one line and the rest go on. Exit code 1 if any failed."""
     from tqdm import tqdm
 
-    from .errors import SpeechtokError, with_source
+    from .errors import SpeechtokError, one_line, with_source
 
     failed = 0
     bar = tqdm(jobs, desc=verb, unit="file", disable=len(jobs) < 2 or None, file=sys.stderr)
@@ -250,7 +250,7 @@ def _run_jobs(jobs, work, verb: str) -> int:
             log.error("%s", with_source(e, job.source))
         except (OSError, ValueError, RuntimeError) as e:
             failed += 1
-            log.error("%s: %s", job.source, " ".join(str(e).split()) or type(e).__name__)
+            log.error("%s: %s", job.source, one_line(e))
     if failed:
         log.error("%d of %d files failed", failed, len(jobs))
     return 1 if failed else 0

@@ -26,6 +26,11 @@ class UnknownTokenizerError(SpeechtokError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (its type's name when it has none), for logs and failure files."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def with_source(err: SpeechtokError, source: object) -> SpeechtokError:
     """The same error type with `source: ` in front, unless the message already names it."""
     msg = str(err)

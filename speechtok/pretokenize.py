@@ -57,10 +57,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import __version__, audio
 from .codes import storage_dtype
-from .errors import SpeechtokError
+from .errors import SpeechtokError, one_line
 from .fileio import atomic_path, write_text
-from .tokenizer import Tokenizer
 from .manifest import MANIFEST_SUFFIXES, Item
+from .tokenizer import Tokenizer
 from .training.data import DataConfig, collect_items
 
 __all__ = ["pretokenize", "PretokenizeResult", "Failure", "PretokenizeError", "collect_inputs", "item_ids",
@@ -716,7 +716,7 @@ class _Progress:
 
 
 def _one_line(e: BaseException, source: object = None) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = one_line(e)
     if source is not None and not isinstance(e, SpeechtokError):
         text = f"{type(e).__name__}: {text}"
     return text

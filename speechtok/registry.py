@@ -56,8 +56,9 @@ def load(name_or_path: str | os.PathLike = DEFAULT_TOKENIZER, device: str | torc
     text = os.fspath(name_or_path)
     if Path(text).is_dir():
         return load_checkpoint(text, device=device)
-    if text in bundled():
-        tok = load_checkpoint(bundled()[text], device=device)
+    shipped = bundled()
+    if text in shipped:
+        tok = load_checkpoint(shipped[text], device=device)
         tok.source = text
         return tok
     plugin_name, _, spec = text.partition(":")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +119,8 @@ class Tokenizer(nn.Module):
         step = max(1, int(self.chunk_seconds * self.frame_rate))
         if num_frames <= step:
             return self._forward_codes(x, frame_lengths, n_q)
-        context = math.ceil(self.encoder.receptive_field / hop)
         chunks = []
-        for a in range(0, num_frames, step):
-            b = min(a + step, num_frames)
-            s, e = max(0, a - context), min(num_frames, b + context)
+        for a, b, s, e in _chunks(num_frames, step, math.ceil(self.encoder.receptive_field / hop)):
             lens = None if frame_lengths is None else (frame_lengths - s).clamp(0, e - s)
             chunks.append(self._forward_codes(x[..., s * hop : e * hop], lens, n_q)[..., a - s : b - s])
         return torch.cat(chunks, dim=-1)
@@ -164,11 +162,8 @@ class Tokenizer(nn.Module):
         step = max(1, int(self.chunk_seconds * self.frame_rate))
         if num_frames <= step:
             return self.decoder(self.quantizer.decode(tokens))
-        context = self.decoder.receptive_field_frames
         chunks = []
-        for a in range(0, num_frames, step):
-            b = min(a + step, num_frames)
-            s, e = max(0, a - context), min(num_frames, b + context)
+        for a, b, s, e in _chunks(num_frames, step, self.decoder.receptive_field_frames):
             wav = self.decoder(self.quantizer.decode(tokens[..., s:e]))
             chunks.append(wav[..., (a - s) * hop : (b - s) * hop])
         return torch.cat(chunks, dim=-1)
@@ -226,6 +221,13 @@ class Tokenizer(nn.Module):
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, sample_rate={self.sample_rate}, frame_rate={self.frame_rate:g}, "
                 f"num_codebooks={self.num_codebooks}, codebook_size={self.codebook_size}")
+
+
+def _chunks(num_frames: int, step: int, context: int) -> Iterator[tuple[int, int, int, int]]:
+    """Frames [a, b) to keep from a chunk that runs over frames [s, e), `context` frames wider on each side."""
+    for a in range(0, num_frames, step):
+        b = min(a + step, num_frames)
+        yield a, b, max(0, a - context), min(num_frames, b + context)
 
 
 def _pad_to(x: Tensor, size: int) -> Tensor:

@@ -8,6 +8,8 @@ import json
 import logging
 from pathlib import Path
 
+from ..errors import one_line
+
 log = logging.getLogger("speechtok")
 
 
@@ -54,7 +56,7 @@ def cmd_abx(args: argparse.Namespace) -> int:
     try:
         utts = utterances(args.data, args.data_root, args.split)[: args.limit]
     except (ValueError, FileNotFoundError, KeyError) as e:
-        log.error("%s", " ".join(str(e).split()))
+        log.error("%s", one_line(e))
         return 1
     alignments = args.alignments or alignments_path(args.data, args.data_root)
     if alignments is None:
@@ -71,7 +73,7 @@ def cmd_abx(args: argparse.Namespace) -> int:
         try:
             feats[ref.utt.id] = fn(ref.wav, ref.sample_rate)
         except Exception as e:
-            failed.append({"id": ref.utt.id, "reason": " ".join(str(e).split())})
+            failed.append({"id": ref.utt.id, "reason": one_line(e)})
             log.warning("%s: %s", ref.utt.id, failed[-1]["reason"])
     scores = {m: abx(feats, items, m, args.max_triplets or None, args.seed, args.context).to_json() for m in args.mode}
     result = {"model": args.model, "features": described, "data": str(args.data), "alignments": str(alignments),

@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..errors import one_line
+
 log = logging.getLogger("speechtok")
 
 DESCRIPTION = """\
@@ -69,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
             resolve_metrics(metrics)
     except (ValueError, FileNotFoundError, KeyError) as e:
-        log.error("%s", " ".join(str(e).split()))
+        log.error("%s", one_line(e))
         return 1
     if args.limit is not None:
         utts = utts[: args.limit]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..errors import one_line
+
 log = logging.getLogger("speechtok")
 
 
@@ -29,7 +31,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         files = build_leaderboard(args.results, args.output, samples=args.samples, plots=not args.no_plots,
                                   plot_format=args.plot_format)
     except (OSError, ValueError, ImportError) as e:
-        log.error("%s", " ".join(str(e).split()))
+        log.error("%s", one_line(e))
         return 1
     print(files.html)
     log.info("wrote %s, %s, %d plot(s), %d sample file(s)", files.html, files.markdown, len(files.plots),

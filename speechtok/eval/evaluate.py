@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib.metadata
 import logging
 import multiprocessing
 import platform
@@ -34,12 +33,16 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, audio
+from ..errors import one_line
 from .bitrate import code_counts, codebook_stats, effective_bitrate, nominal_bitrate
 from .candidates import Candidate, load_candidate
 from .metrics import CORPUS_METRICS, get_metric, resolve_metrics, score_utterance
 from .results import RESULTS_SCHEMA, RESULTS_VERSION
 from .sets import Utterance
 from .stats import mean_ci
+from .versions import package_version
+
+PROTOCOL_PACKAGES = ("speechtok", "torch", "numpy", "scipy", "soxr", "soundfile", "pesq", "pystoi", "librosa")
 
 __all__ = ["EvalConfig", "Reference", "evaluate", "load_references"]
 
@@ -78,7 +81,7 @@ def load_references(utts: Sequence[Utterance]) -> tuple[list[Reference], list[di
             wav, sr = audio.read(utt.path)  # [C, T]; raises AudioError naming the file and the problem
             refs.append(Reference(utt, np.ascontiguousarray(wav.mean(axis=0), dtype=np.float32), sr))
         except Exception as e:  # missing, unreadable, empty, NaN: skip it, count it
-            reason = _one_line(e)
+            reason = one_line(e)
             log.warning("skipping %s: %s", utt.id, reason)
             skipped.append({"id": utt.id, "path": str(utt.path), "reason": reason})
     return refs, skipped
@@ -141,8 +144,8 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
         cand = load_candidate(spec, cfg.device)
         info = cand.describe()
     except Exception as e:  # a model that cannot be loaded: its row says why; the others go on
-        log.error("%s: cannot load: %s", spec, _one_line(e))
-        return [_new_row(spec, None, {}, status="failed", error=f"cannot load: {_one_line(e)}")]
+        log.error("%s: cannot load: %s", spec, one_line(e))
+        return [_new_row(spec, None, {}, status="failed", error=f"cannot load: {one_line(e)}")]
     rows: dict[int | None, dict] = {}
     try:
         n_qs = cand.n_qs(cfg.n_qs)
@@ -151,8 +154,8 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
         n_qs = [n for n in dict.fromkeys(cfg.n_qs) if 1 <= n <= q]
         for n in dict.fromkeys(cfg.n_qs):
             if n not in n_qs:
-                rows[n] = _new_row(spec, n, info, status="failed", error=_one_line(e))
-        log.error("%s", _one_line(e))
+                rows[n] = _new_row(spec, n, info, status="failed", error=one_line(e))
+        log.error("%s", one_line(e))
     live = {n: _new_row(spec, n, info) for n in n_qs}
     rows.update(live)
     if not live:
@@ -169,7 +172,7 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
         try:
             res = cand.resynthesize(ref.wav, ref.sample_rate, list(live))
         except Exception as e:  # too short for this model, a model bug: this utterance fails for this model
-            reason = _one_line(e)
+            reason = one_line(e)
             log.warning("%s: %s: %s", spec, ref.utt.id, reason)
             for row in live.values():
                 row["failures"].append({"id": ref.utt.id, "reason": reason})
@@ -217,7 +220,7 @@ def _record(live: dict, ref: Reference, fut: Future) -> None:
         by_n_q = fut.result()
     except Exception as e:  # a worker that died (out of memory, a crash in a native library)
         for row in live.values():
-            row["failures"].append({"id": ref.utt.id, "reason": f"metric worker failed: {_one_line(e)}"})
+            row["failures"].append({"id": ref.utt.id, "reason": f"metric worker failed: {one_line(e)}"})
         return
     for n_q, scores in by_n_q.items():
         live[n_q]["utterances"].append({**base, **scores.values, "errors": scores.errors})
@@ -276,7 +279,7 @@ def _measure_speed(cand: Candidate, ref: Reference, rows: dict, cfg: EvalConfig)
                 encode_xrt=full.encode_xrt, encode_forward_xrt=full.encode_forward_xrt)
             row["speed"] = dataclasses.asdict(speed) | {"encode_n_q": top}
     except Exception as e:
-        log.warning("%s: speed not measured: %s", cand.spec, _one_line(e))
+        log.warning("%s: speed not measured: %s", cand.spec, one_line(e))
 
 
 def _bitrate(frame_rate: float, codebook_size: int, counts: np.ndarray) -> dict:
@@ -313,8 +316,8 @@ def _abx(cand: Candidate, codes_by_utt: dict, items: list, n_q: int, cfg: EvalCo
         return {mode: abx(feats, items, mode, cfg.abx_max_triplets, cfg.seed, cfg.abx_context).to_json()
                 for mode in ABX_MODES} | {"features": f"codes, first {n_q} codebooks (quantizer.decode)"}
     except Exception as e:
-        log.warning("%s: ABX failed: %s", cand.spec, _one_line(e))
-        return {"error": _one_line(e)}
+        log.warning("%s: ABX failed: %s", cand.spec, one_line(e))
+        return {"error": one_line(e)}
 
 
 # -- samples -----------------------------------------------------------------------------------------------------
@@ -357,7 +360,7 @@ def _protocol(metrics: tuple[str, ...], cfg: EvalConfig, refs: list[Reference], 
         try:
             per_metric[name] = get_metric(name).protocol()
         except Exception as e:
-            per_metric[name] = {"error": _one_line(e)}
+            per_metric[name] = {"error": one_line(e)}
     if "speed" in metrics:
         per_metric["speed"] = {"clip": f"the first usable utterance, up to {cfg.speed_seconds:g} s",
                                "repeats": cfg.speed_repeats, "statistic": "median after one warm-up run",
@@ -380,8 +383,7 @@ def _protocol(metrics: tuple[str, ...], cfg: EvalConfig, refs: list[Reference], 
         "bitrate": "nominal: frame rate x sum log2(codebook size); effective: frame rate x sum of the per-codebook "
                    "entropies of the code histogram over all scored utterances",
         "metrics": per_metric,
-        "packages": _versions(["speechtok", "torch", "numpy", "scipy", "soxr", "soundfile", "pesq", "pystoi",
-                               "librosa"]),
+        "packages": {d: package_version(d, missing=None) for d in PROTOCOL_PACKAGES},
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": cfg.device or "cpu",
@@ -389,16 +391,6 @@ def _protocol(metrics: tuple[str, ...], cfg: EvalConfig, refs: list[Reference], 
         "torch_threads": torch.get_num_threads(),
         "sample_rates": sorted({r.sample_rate for r in refs}),
     }
-
-
-def _versions(dists: list[str]) -> dict[str, str | None]:
-    out = {}
-    for d in dists:
-        try:
-            out[d] = importlib.metadata.version(d)
-        except importlib.metadata.PackageNotFoundError:
-            out[d] = None
-    return out
 
 
 # -- execution ---------------------------------------------------------------------------------------------------
@@ -431,7 +423,3 @@ def _executor(workers: int):
     # spawn, not fork: this process holds torch's thread pools, which a forked child must not touch
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__

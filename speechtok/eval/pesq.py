@@ -13,13 +13,13 @@ Needs the optional `pesq` package: `pip install 'speechtok[eval]'`.
 
 from __future__ import annotations
 
-import importlib.metadata
 
 import numpy as np
 from torch import Tensor
 
 from .. import audio
 from ..errors import AudioError
+from .versions import package_version
 
 __all__ = ["pesq", "pesq_protocol", "PESQ_RATES", "mono_pair"]
 
@@ -52,7 +52,7 @@ def pesq_protocol(mode: str = "wb") -> dict[str, str | int]:
     return {
         "metric": f"PESQ-{mode}",
         "standard": _STANDARDS[mode],
-        "package": f"pesq {_version('pesq')}",
+        "package": f"pesq {package_version('pesq')}",
         "sample_rate": rate,
         "resampler": f"soxr {soxr.__version__} HQ",
         "length": "trimmed to the shorter signal",
@@ -89,10 +89,3 @@ def _import_pesq():
     except ImportError:
         raise ImportError("PESQ needs the `pesq` package: pip install 'speechtok[eval]'") from None
     return pesq_pkg
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"

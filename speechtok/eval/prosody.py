@@ -11,7 +11,6 @@ Needs `librosa`: `pip install 'speechtok[eval]'`.
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ import numpy as np
 from torch import Tensor
 
 from .pesq import mono_pair
+from .versions import package_version
 
 __all__ = ["Prosody", "prosody", "pitch", "prosody_protocol"]
 
@@ -65,10 +65,7 @@ def pitch(wav: np.ndarray, sample_rate: int, fmin: float = FMIN, fmax: float = F
 
 def prosody_protocol(sample_rate: int = 16000) -> dict:
     frame_length, hop = _frames(sample_rate)
-    try:
-        version = importlib.metadata.version("librosa")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
+    version = package_version("librosa")
     return {"metric": "F0 RMSE (cents) and VDE", "tracker": f"librosa {version} pyin", "fmin_hz": FMIN,
             "fmax_hz": FMAX, "frame": f"{frame_length} samples at {sample_rate} Hz (nearest power of two to 64 ms)",
             "hop": "10 ms", "f0_rmse": "over frames voiced in both", "vde": "share of frames whose voicing differs",

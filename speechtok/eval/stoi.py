@@ -8,7 +8,6 @@ Needs the optional `pystoi` package: `pip install 'speechtok[eval]'`.
 
 from __future__ import annotations
 
-import importlib.metadata
 import warnings
 
 import numpy as np
@@ -16,6 +15,7 @@ from torch import Tensor
 
 from ..errors import AudioError
 from .pesq import mono_pair
+from .versions import package_version
 
 __all__ = ["stoi", "stoi_protocol"]
 
@@ -46,10 +46,7 @@ def stoi(reference: Tensor | np.ndarray, degraded: Tensor | np.ndarray, sample_r
 
 def stoi_protocol(extended: bool = False) -> dict[str, str | int]:
     """How `stoi(..., extended=extended)` scores: to store beside every STOI figure."""
-    try:
-        version = importlib.metadata.version("pystoi")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
+    version = package_version("pystoi")
     return {
         "metric": "ESTOI" if extended else "STOI",
         "package": f"pystoi {version}",
