@@ -1,29 +1,27 @@
-"""Decoders (quantized latents -> waveform) and what trains them: discriminators, losses, mel features."""
+"""Decoders (quantized latents -> waveform) and what trains them: discriminators, losses, mel features.
+
+The decoder side is imported eagerly; the training side (discriminators, losses, mel) on first use, so that
+loading a tokenizer imports no training code (DESIGN.md, "Layout").
+"""
+
+from importlib import import_module
 
 from .base import Decoder
-from .discriminators import (
-    DiscriminatorConfig,
-    DiscriminatorOutput,
-    Discriminators,
-    PeriodDiscriminator,
-    STFTDiscriminator,
-)
 from .gan import VocosConfig, VocosDecoder
 from .istft import ISTFT
-from .losses import (
-    MultiScaleMelLoss,
-    adversarial_d_loss,
-    adversarial_g_loss,
-    discriminator_losses,
-    feature_matching_loss,
-    generator_losses,
-)
-from .mel import MelSpectrogram, hz_to_mel, mel_filterbank, mel_to_hz
 
-__all__ = [
-    "Decoder", "VocosConfig", "VocosDecoder", "ISTFT",
-    "DiscriminatorConfig", "DiscriminatorOutput", "Discriminators", "PeriodDiscriminator", "STFTDiscriminator",
-    "MultiScaleMelLoss", "adversarial_g_loss", "adversarial_d_loss", "feature_matching_loss",
-    "generator_losses", "discriminator_losses",
-    "MelSpectrogram", "mel_filterbank", "hz_to_mel", "mel_to_hz",
-]
+_LAZY = {
+    "DiscriminatorConfig": "discriminators", "DiscriminatorOutput": "discriminators",
+    "Discriminators": "discriminators", "PeriodDiscriminator": "discriminators", "STFTDiscriminator": "discriminators",
+    "MultiScaleMelLoss": "losses", "adversarial_g_loss": "losses", "adversarial_d_loss": "losses",
+    "feature_matching_loss": "losses", "generator_losses": "losses", "discriminator_losses": "losses",
+    "MelSpectrogram": "mel", "mel_filterbank": "mel", "hz_to_mel": "mel", "mel_to_hz": "mel",
+}
+
+__all__ = ["Decoder", "VocosConfig", "VocosDecoder", "ISTFT", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
