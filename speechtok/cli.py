@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import one_line
 
 log = logging.getLogger("speechtok")
 
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-q", type=int, default=None, help="codebooks to keep (default: all)")
     e.add_argument("--format", choices=("npy", "pt", "safetensors"), default=None,
                    help="codes file format (default: from -o's suffix, else npy)")
+    e.add_argument("--dedup", action="store_true",
+                   help="single-codebook units (HuBERT): collapse repeats into runs, written as safetensors with "
+                        "`units` and `run_lengths` (for LM training; speechtok.units.UnitRuns reads them)")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="codes files -> audio",
@@ -71,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     t = sub.add_parser("train", help="train a tokenizer from a recipe",
-                       description="Train from a recipe (a YAML file or a bundled name: "
-                                   "codec). Overrides are key=value with dotted keys, e.g. train.steps=100. "
-                                   "Running again with the same --run-dir resumes.")
+                       description="Train from a recipe (a YAML file or a bundled name such as codec). "
+                                   "Overrides are key=value with dotted keys, e.g. train.steps=100. Running again "
+                                   "with the same --run-dir resumes. Several GPUs or nodes: launch with torchrun, "
+                                   "e.g. `torchrun --nproc_per_node 8 -m speechtok.cli train codec` "
+                                   "(train.batch_size is per process).")
     t.add_argument("recipe", help="recipe file or bundled recipe name")
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
     t.add_argument("--run-dir", default=None, help="run directory (default: runs/<recipe name>)")
@@ -85,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--card", default=None, help="model card (markdown) to include as README.md")
     x.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="how the weights are stored (loading casts them back to float32)")
+    x.add_argument("--no-ema", action="store_true",
+                   help="export the last step's weights even when the run keeps an EMA (the default exports the EMA)")
     x.set_defaults(func=cmd_export)
 
     ls = sub.add_parser("list", help="list the available tokenizers (bundled and plugins)")
@@ -116,11 +124,18 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from .registry import load
 
     fmt = args.format or _format_from(args.output, len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir())
+    if args.dedup:
+        fmt = "safetensors"  # units and run lengths: two arrays and their metadata in one file
     jobs = _plan_or_fail(lambda: plan(args.inputs, args.output, "." + fmt))
     if not jobs:
         log.error("no audio files found in %s", " ".join(args.inputs))
         return 1
     tok = load(args.model, device=args.device)
+    if args.dedup:
+        from .units import deduplicate
+
+        return _run_jobs(jobs, lambda job: deduplicate(tok.encode_file(job.source, n_q=args.n_q)).save(job.target),
+                         "encode")
     return _run_jobs(jobs, lambda job: tok.encode_file(job.source, n_q=args.n_q).save(job.target, fmt), "encode")
 
 
@@ -184,7 +199,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         log.error("%s", e)
         return 1
     run_dir = args.run_dir or str(Path("runs") / Path(args.recipe).stem)
-    Trainer(recipe, run_dir).fit()
+    from .training import distributed
+
+    try:
+        Trainer(recipe, run_dir).fit()
+    except (ValueError, FileNotFoundError) as e:  # a bad recipe value found when the task or the data is built
+        log.debug("traceback", exc_info=True)
+        log.error("%s", one_line(e))
+        return 1
+    finally:
+        distributed.teardown()
     log.info("done: %s (export it with: speechtok export %s -o CKPT_DIR)", run_dir, run_dir)
     return 0
 
@@ -200,7 +224,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     card = Path(args.card).read_text() if args.card else None
-    out = trainer.task.export().save(args.output, card=card, dtype=getattr(torch, args.dtype))
+    out = trainer.export(use_ema=not args.no_ema).save(args.output, card=card, dtype=getattr(torch, args.dtype))
     log.warning("wrote %s (step %d)", out, trainer.step)
     return 0
 

@@ -14,12 +14,24 @@ def maybe_weight_norm(module: nn.Module, enabled: bool) -> nn.Module:
 
 
 def fold_weight_norm(model: nn.Module) -> nn.Module:
-    """Replace every parametrization (weight norm) by the plain tensor it computes; inference needs no hook."""
+    """Replace every parametrization (weight norm) by the plain tensor it computes; inference needs no hook.
+
+    Safe on a deep copy: a copy shares its original's generated `Parametrized*` class, from which torch's
+    `remove_parametrizations` deletes the property (breaking the original), so each module here just goes back
+    to its own class and gets the computed tensors as plain parameters."""
     for module in model.modules():
         if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+            tensors = {name: getattr(module, name).detach().clone() for name in module.parametrizations}
+            module.__class__ = type(module).__bases__[0]  # the class before parametrization
+            del module.parametrizations
+            for name, tensor in tensors.items():
+                module.register_parameter(name, nn.Parameter(tensor))
     return model
+
+
+def autocast_off(x: Tensor) -> torch.autocast:
+    """Mixed precision off on x's device, for FFTs (cuFFT has no bfloat16), exp and polar: run them in float32."""
+    return torch.autocast(x.device.type, enabled=False)
 
 
 def lengths_to_mask(lengths: Tensor, size: int) -> Tensor:

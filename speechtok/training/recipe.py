@@ -1,8 +1,8 @@
 """Recipes: one YAML file per family (`speechtok/recipes/<name>.yaml`), `key.sub=value` overrides on top.
 
-A recipe has five sections: `task` (a name from TASKS), `model` (the family's config), `task_config` (the task's
-own options: loss weights, ...), `data` (DataConfig), `train` (TrainConfig) and `optim` (one OptimConfig per
-optimizer group the task declares, e.g. `generator` and `discriminator`).
+A recipe has these sections: `task` (a name from TASKS), `model` (the family's config), `task_config` (the task's
+own options: loss weights, ...), `data` (DataConfig), `train` (TrainConfig), `optim` (one OptimConfig per
+optimizer group the task declares, e.g. `generator` and `discriminator`) and `validation` (ValidationConfig).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import yaml
 
 from ..config import from_dict, to_dict
 from .data import DataConfig
+from .validation import ValidationConfig
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -46,6 +47,18 @@ class TrainConfig:
     tensorboard: bool = False  # when the tensorboard package is installed
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
     init_from: str | None = None  # an inference checkpoint whose weights start a new run (a chain of short jobs)
+    precision: str = "auto"  # auto (bf16 on a GPU with it, else fp32), fp32, bf16, fp16 (autocast + loss scaling)
+    grad_accum: int = 1  # split each batch into this many micro-batches, one optimizer step per batch
+    ema_decay: float = 0.0  # EMA of the exported group's weights, used for export and validation; 0: none
+    ema_start: int = 0  # the EMA copies the weights until this step, then averages
+    check_sync_every: int = 1000  # under torchrun: verify every N steps that all ranks hold the same weights
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0 or self.grad_accum <= 0 or self.batch_size % self.grad_accum:
+            raise ValueError(f"train.batch_size {self.batch_size} must be a positive multiple of train.grad_accum "
+                             f"{self.grad_accum}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass(frozen=True)
@@ -56,11 +69,12 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: dict[str, OptimConfig] = field(default_factory=dict)
     task_config: dict = field(default_factory=dict)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def to_dict(self) -> dict:
         return {"task": self.task, "model": self.model, "task_config": self.task_config,
                 "data": to_dict(self.data), "train": to_dict(self.train),
-                "optim": {k: to_dict(v) for k, v in self.optim.items()}}
+                "optim": {k: to_dict(v) for k, v in self.optim.items()}, "validation": to_dict(self.validation)}
 
 
 def find_recipe(name_or_path: str | os.PathLike) -> Path:
@@ -87,7 +101,7 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] = ()) -> R
 
 
 def recipe_from_dict(raw: dict, source: object = "recipe") -> Recipe:
-    unknown = sorted(set(raw) - {"task", "model", "data", "train", "optim", "task_config"})
+    unknown = sorted(set(raw) - {"task", "model", "data", "train", "optim", "task_config", "validation"})
     if unknown or "task" not in raw or "data" not in raw:
         raise ValueError(f"{source}: needs task and data sections" + (f"; unknown sections {unknown}" if unknown else ""))
     try:
@@ -95,6 +109,7 @@ def recipe_from_dict(raw: dict, source: object = "recipe") -> Recipe:
             task=raw["task"], model=raw.get("model") or {}, task_config=raw.get("task_config") or {},
             data=from_dict(DataConfig, raw["data"]), train=from_dict(TrainConfig, raw.get("train") or {}),
             optim={k: from_dict(OptimConfig, v or {}) for k, v in (raw.get("optim") or {}).items()},
+            validation=from_dict(ValidationConfig, raw.get("validation") or {}),
         )
     except (TypeError, ValueError) as e:
         raise ValueError(f"{source}: {e}") from None

@@ -1,14 +1,22 @@
 """The one training loop. It drives a Task (codec GAN today; HuBERT, distillation and flow tasks plug in the
-same way): AdamW per optimizer group, warm-up + decay schedule, gradient clipping, a run directory with
-periodic checkpoints and resume, a CSV log (TensorBoard when installed), and a progress bar with ETA.
+same way): AdamW per optimizer group, warm-up + decay schedule, gradient clipping and accumulation, mixed
+precision, an EMA of the exported weights, validation on a fixed dev subset, a run directory with periodic
+checkpoints and exact resume, a CSV log (TensorBoard when installed), and a progress bar with steps/s and ETA.
+
+One process or many: under `torchrun` each rank trains on its own share of every epoch, gradients are averaged
+over the ranks before each optimizer step (see distributed.py), and rank 0 alone logs and writes checkpoints.
+`batch_size` is per rank and per optimizer step.
 
     run_dir/recipe.yaml            the resolved recipe (overrides applied)
-    run_dir/log.csv                step, seconds, lr per group, and every loss the task logs
-    run_dir/checkpoints/step-N.pt  modules, optimizers, schedulers, step, RNG states
+    run_dir/log.csv                step, seconds, lr per group, and every loss the task logs (mean over ranks)
+    run_dir/validation.csv         step and the dev-subset metrics (val/mel, val/pesq_wb, ...)
+    run_dir/samples/step-N/        decoded dev utterances (samples/reference/ holds the originals)
+    run_dir/checkpoints/step-N.pt  modules, optimizers, loss scaler, EMA, step, RNG states
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -22,11 +30,15 @@ import yaml
 from torch import Tensor
 
 from ..fileio import atomic_path, write_text
-from . import checkpoints
+from ..nn import autocast_off
+from . import checkpoints, distributed
 from .data import batches
+from .ema import EMA
+from .precision import Precision
 from .recipe import OptimConfig, Recipe, recipe_from_dict
 from .schedule import lr_factor
 from .tasks import TASKS, Task
+from .validation import dev_subset, save_samples
 
 log = logging.getLogger("speechtok.train")
 
@@ -50,10 +62,20 @@ class Trainer:
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         torch.manual_seed(self.cfg.seed)
-        self.device = pick_device(self.cfg.device)
+        device = pick_device(self.cfg.device)
+        self.dist = distributed.setup(device)  # before the task: the RVQ syncs its codebooks when a group exists
+        self.device = distributed.local_device(device, self.dist)
         self.task = build_task(recipe).to(self.device)
-        self.optimizers = {name: self._optimizer(module, self._optim_cfg(name))
-                           for name, module in self.task.modules().items()}
+        modules = self.task.modules()
+        if self.task.export_group not in modules:
+            raise ValueError(f"task {recipe.task}: export group {self.task.export_group!r} is not one of {list(modules)}")
+        if self.dist.enabled:
+            for module in modules.values():
+                distributed.broadcast_state(module)
+        self.optimizers = {name: self._optimizer(module, self._optim_cfg(name)) for name, module in modules.items()}
+        self.precision = Precision(self.cfg.precision, self.device)
+        self.ema = (EMA(modules[self.task.export_group], self.cfg.ema_decay, self.cfg.ema_start)
+                    if self.cfg.ema_decay > 0 else None)
         self.step = 0
 
     def _optim_cfg(self, group: str) -> OptimConfig:
@@ -80,53 +102,145 @@ class Trainer:
     def fit(self, until: int | None = None) -> Path:
         """Train to `train.steps` (or stop at step `until`), resuming from the run directory's latest checkpoint.
         Returns the run directory."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(self.run_dir / "recipe.yaml", yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text(self.run_dir / "recipe.yaml", yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
         if not self.resume() and self.cfg.init_from:
             self.task.init_from(Path(self.cfg.init_from))
+            if self.ema is not None:
+                self.ema = EMA(self.task.modules()[self.task.export_group], self.cfg.ema_decay, self.cfg.ema_start)
             log.info("%s: generator weights from %s", self.run_dir, self.cfg.init_from)
         if self.step >= self.cfg.steps:
             log.warning("%s: already at step %d of %d", self.run_dir, self.step, self.cfg.steps)
             return self.run_dir
         self.task.train()
-        stream = batches(self.recipe.data, self.cfg.batch_size, self.cfg.seed, start_step=self.step)
+        stream = batches(self.recipe.data, self.cfg.batch_size, self.cfg.seed, start_step=self.step,
+                         rank=self.dist.rank, world_size=self.dist.world_size)
+        validator = self._validator() if main else None
         sums: dict[str, float] = defaultdict(float)
         count, start = 0, time.time()
-        bar = _progress(self.cfg.steps, self.step)
-        writer = _tensorboard(self.run_dir) if self.cfg.tensorboard else None
+        bar = _progress(self.cfg.steps, self.step, disable=not main)
+        writer = _tensorboard(self.run_dir) if self.cfg.tensorboard and main else None
         last = min(self.cfg.steps, until if until is not None else self.cfg.steps)
         deadline = start + 60 * self.cfg.max_minutes if self.cfg.max_minutes > 0 else math.inf
         while self.step < last:
             batch = next(stream).to(self.device, non_blocking=True)
             lrs = self._set_lr()
-            for key, value in self.task.step(batch, self.step, self._update).items():
+            for key, value in self.train_step(batch).items():
                 sums[key] += value
             count += 1
             self.step += 1
             bar.update(1)
-            if time.time() > deadline:  # a time-boxed job: log, checkpoint and stop here
+            if self._out_of_time(deadline):  # a time-boxed job: log, checkpoint and stop here
                 last = self.step
             if self.step % self.cfg.log_every == 0 or self.step == last:
                 means = {k: v / count for k, v in sums.items()}
-                self._log_row({**lrs, **means}, time.time() - start, writer)
+                if self.dist.enabled:
+                    means = distributed.mean_over_ranks(means, self.device)
+                if main:
+                    self._log_row({**lrs, **means}, time.time() - start, writer)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k.endswith(("mel", "generator"))})
                 sums.clear()
                 count = 0
+            if self.dist.enabled and (self.step % self.cfg.check_sync_every == 0 or self.step == last):
+                distributed.assert_in_sync(self.task.modules(), self.step, self.device)
+            if validator is not None and (self.step % self.recipe.validation.every == 0 or self.step == last):
+                validator(writer)
             if self.step % self.cfg.checkpoint_every == 0 or self.step == last:
                 self.save()
         bar.close()
         return self.run_dir
 
-    def _update(self, group: str, loss: Tensor) -> None:
+    def _out_of_time(self, deadline: float) -> bool:
+        """Past the deadline. Under torchrun, rank 0's clock decides at logging steps, so every rank stops at the
+        same step with one collective per log interval."""
+        if not self.dist.enabled:
+            return time.time() > deadline
+        if self.step % self.cfg.log_every:
+            return False
+        late = torch.tensor(float(time.time() > deadline), device=self.device)
+        torch.distributed.broadcast(late, src=0)
+        return bool(late)
+
+    def train_step(self, batch: Tensor) -> dict[str, float]:
+        """One optimizer step per group on `batch`, as `grad_accum` micro-batches; the mean of their logs."""
+        micro = batch.chunk(self.cfg.grad_accum)
+        logs: dict[str, float] = defaultdict(float)
+        for i, part in enumerate(micro):
+            def update(group: str, loss: Tensor, first: bool = i == 0, last: bool = i == len(micro) - 1) -> None:
+                self._update(group, loss / len(micro), first, last)
+
+            with self.precision.autocast():
+                for key, value in self.task.step(part, self.step, update).items():
+                    logs[key] += value / len(micro)
+        self.precision.update()
+        return dict(logs)
+
+    def _update(self, group: str, loss: Tensor, first: bool = True, last: bool = True) -> None:
         if not torch.isfinite(loss):
             raise FloatingPointError(f"step {self.step}: {group} loss is {float(loss)}")
         opt = self.optimizers[group]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if first:
+            opt.zero_grad(set_to_none=True)
+        with autocast_off(loss):
+            self.precision.backward(loss)
+        if not last:
+            return
+        module = self.task.modules()[group]
+        if self.dist.enabled:
+            distributed.average_gradients(module.parameters(), self.dist.world_size)
         clip = self._optim_cfg(group).grad_clip
         if math.isfinite(clip):
-            torch.nn.utils.clip_grad_norm_(self.task.modules()[group].parameters(), clip)
-        opt.step()
+            self.precision.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+        self.precision.step(opt)
+        if self.ema is not None and group == self.task.export_group:
+            self.ema.update(module, self.step)
+
+    # -- validation and export --------------------------------------------------------------------------
+
+    def _validator(self):
+        """A callable that validates and records, or None when validation is off (built once: the dev subset is
+        read once)."""
+        vcfg = self.recipe.validation
+        if vcfg.every <= 0:
+            return None
+        subset = dev_subset(vcfg, self.recipe.data)
+        references = dict(subset[: vcfg.samples])
+
+        def validate(writer) -> None:
+            with self.export_weights():
+                result = self.task.validate(subset, vcfg, self.device)
+            self.task.train()
+            append_csv(self.run_dir / "validation.csv", {"step": self.step, **result.metrics})
+            if result.samples:
+                save_samples(self.run_dir, self.step, result, references)
+            if writer is not None:
+                for key, value in result.metrics.items():
+                    writer.add_scalar(key, value, self.step)
+            log.info("step %d: %s", self.step, " ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()))
+
+        return validate
+
+    @contextlib.contextmanager
+    def export_weights(self, use_ema: bool = True):
+        """Within the block, the exported group holds its EMA weights (when the run keeps an EMA)."""
+        if self.ema is None or not use_ema:
+            yield
+            return
+        module = self.task.modules()[self.task.export_group]
+        current = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.ema.copy_to(module)
+        try:
+            yield
+        finally:
+            module.load_state_dict(current)
+
+    def export(self, use_ema: bool = True):
+        """The inference tokenizer, from the EMA weights when the run keeps an EMA (and `use_ema`)."""
+        with self.export_weights(use_ema):
+            return self.task.export()
 
     # -- state ------------------------------------------------------------------------------------------
 
@@ -134,11 +248,18 @@ class Trainer:
         return {
             "modules": {k: m.state_dict() for k, m in self.task.modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scaler": self.precision.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
         }
 
-    def save(self) -> Path:
-        path = checkpoints.save(self.run_dir, self.step, self.state(), self.cfg.keep_checkpoints)
-        log.info("checkpoint %s", path)
+    def save(self) -> Path | None:
+        """Rank 0 writes the checkpoint (every rank holds the same weights); the others wait for it."""
+        path = None
+        if self.dist.is_main:
+            path = checkpoints.save(self.run_dir, self.step, self.state(), self.cfg.keep_checkpoints)
+            log.info("checkpoint %s", path)
+        if self.dist.enabled:
+            torch.distributed.barrier()
         return path
 
     def resume(self, path: Path | None = None) -> bool:
@@ -150,6 +271,11 @@ class Trainer:
             module.load_state_dict(state["modules"][name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
+        self.precision.load_state_dict(state.get("scaler", {}))
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        elif self.ema is not None:  # the run had no EMA until now: start it from the current weights
+            self.ema = EMA(self.task.modules()[self.task.export_group], self.cfg.ema_decay, self.cfg.ema_start)
         checkpoints.set_rng_state(state["rng"])
         self.step = int(state["step"])
         log.info("resumed %s at step %d", self.run_dir, self.step)
@@ -196,10 +322,11 @@ def load_run(run_dir: str | Path) -> Trainer:
     return trainer
 
 
-def _progress(total: int, initial: int):
+def _progress(total: int, initial: int, disable: bool = False):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
+    return tqdm(total=total, initial=initial, unit="step", file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
+                disable=disable)
 
 
 def _tensorboard(run_dir: Path):

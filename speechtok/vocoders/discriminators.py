@@ -18,6 +18,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from ..nn import autocast_off
+
 LRELU_SLOPE = 0.1  # HiFi-GAN's
 
 
@@ -99,8 +101,10 @@ class STFTDiscriminator(nn.Module):
 
     def forward(self, wav: Tensor) -> DiscriminatorOutput:
         """wav [B, 1, T] -> logits [B, N], features"""
-        spec = torch.stft(rearrange(wav, "b 1 t -> b t"), self.n_fft, self.hop_length, window=self.window,
-                          center=True, pad_mode="constant", normalized=True, return_complex=True)
+        with autocast_off(wav):  # cuFFT has no bfloat16
+            spec = torch.stft(rearrange(wav, "b 1 t -> b t").float(), self.n_fft, self.hop_length,
+                              window=self.window, center=True, pad_mode="constant", normalized=True,
+                              return_complex=True)
         x = rearrange(torch.view_as_real(spec), "b f t c -> b c t f")  # [B, 2, frames, n_fft // 2 + 1]
         x, features = _conv_stack(self.convs, self.post, x)
         return DiscriminatorOutput(rearrange(x, "b 1 t f -> b (t f)"), features)

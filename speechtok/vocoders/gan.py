@@ -13,6 +13,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..nn import autocast_off
 from .base import Decoder
 from .istft import ISTFT
 
@@ -66,11 +67,12 @@ class VocosDecoder(Decoder):
         x = rearrange(x, "b t c -> b c t")
         for block in self.blocks:
             x = block(x)
-        x = self.head(self.final_norm(rearrange(x, "b c t -> b t c")))
-        log_mag, phase = rearrange(x, "b t (two f) -> two b f t", two=2)
-        mag = torch.exp(log_mag).clamp(max=1e2)  # bounded: an untrained head must not overflow
-        spec = torch.polar(mag, phase)
-        return self.istft(spec).unsqueeze(1)
+        with autocast_off(x):  # the spectrum in float32 under mixed precision: exp, phase and the inverse FFT
+            x = self.head(self.final_norm(rearrange(x, "b c t -> b t c").float()))
+            log_mag, phase = rearrange(x, "b t (two f) -> two b f t", two=2)
+            mag = torch.exp(log_mag).clamp(max=1e2)  # bounded: an untrained head must not overflow
+            spec = torch.polar(mag, phase)
+            return self.istft(spec).unsqueeze(1)
 
     @property
     def receptive_field_frames(self) -> int:

@@ -14,6 +14,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..nn import autocast_off
+
 _F_SP = 200.0 / 3  # Hz per mel in the linear part
 _MIN_LOG_HZ = 1000.0  # where the log part starts
 _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP  # = 15 mel
@@ -73,7 +75,8 @@ class MelSpectrogram(nn.Module):
             wav = rearrange(wav, "b 1 t -> b t")
         if wav.ndim != 2:
             raise ValueError(f"expected wav [B, 1, T] or [B, T], got shape {tuple(wav.shape)}")
-        spec = torch.stft(wav, self.n_fft, self.hop_length, window=self.window, center=True,
-                          pad_mode="constant", return_complex=True)  # [B, F, frames]
-        mel = torch.einsum("mf,bft->bmt", self.filters, spec.abs())
-        return mel.clamp(min=self.clamp_min).log10()
+        with autocast_off(wav):  # float32 under mixed precision: log-mel losses compare small magnitudes
+            spec = torch.stft(wav.float(), self.n_fft, self.hop_length, window=self.window, center=True,
+                              pad_mode="constant", return_complex=True)  # [B, F, frames]
+            mel = torch.einsum("mf,bft->bmt", self.filters, spec.abs())
+            return mel.clamp(min=self.clamp_min).log10()

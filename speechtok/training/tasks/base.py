@@ -5,17 +5,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor, nn
 
 from ...tokenizer import Tokenizer
 
-# update(group, loss): backward `loss`, clip and step the optimizer of `group`, after zeroing its grads.
+if TYPE_CHECKING:
+    from ..validation import Validation, ValidationConfig
+
+# update(group, loss): backward `loss`, then (on a step's last micro-batch) average the gradients over the ranks,
+# clip them and step the optimizer of `group`. Gradients are zeroed before a step's first backward.
 Update = Callable[[str, Tensor], None]
 
 
 class Task(ABC):
     """A task owns its modules and computes losses; the Trainer owns optimizers, schedules, devices and I/O."""
+
+    # The optimizer group whose weights `export()` uses: the trainer keeps its EMA and swaps it in for export.
+    export_group: str = "generator"
 
     @abstractmethod
     def modules(self) -> dict[str, nn.Module]:
@@ -28,6 +37,13 @@ class Task(ABC):
     @abstractmethod
     def export(self) -> Tokenizer:
         """The inference tokenizer (eval mode, on CPU) built from the current weights."""
+
+    def validate(self, subset: list[tuple[str, Tensor]], cfg: ValidationConfig, device: torch.device) -> Validation:
+        """Metrics on the fixed dev subset (name, audio [T]) and audio to listen to. By default: reconstruction
+        through the exported tokenizer; a task that does not reconstruct audio overrides this."""
+        from ..validation import reconstruction
+
+        return reconstruction(self.export(), subset, cfg.metrics, cfg.samples, device)
 
     def init_from(self, checkpoint_dir: Path) -> None:
         """Start from the weights of an inference checkpoint (tasks that can, override this)."""
