@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", help="output .wav (one input) or directory (default: <stem>.decoded.wav beside)")
     d.add_argument("--model", default=None, help="decode with this tokenizer instead of the one the codes name")
     d.add_argument("--device", default=None, help="torch device (default: cpu)")
+    d.add_argument("--steps", type=int, default=None, help="flow decoders: ODE steps (default: the model's)")
+    d.add_argument("--method", choices=("euler", "midpoint"), default=None,
+                   help="flow decoders: ODE solver (default: the model's)")
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("info", help="describe a tokenizer or a codes file")
@@ -149,11 +152,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
         log.error("no codes files found in %s", " ".join(args.inputs))
         return 1
     models: dict[str, object] = {}
+    sampling = {k: v for k, v in (("steps", args.steps), ("method", args.method)) if v is not None}
 
     def decode_one(job):
         codes = Codes.load(job.source)
         tok = _tokenizer_for(codes, args.model, args.device, models, job.source)
-        audio.write(job.target, tok.decode(codes)[0], tok.sample_rate)
+        audio.write(job.target, tok.decode(codes, **sampling)[0], tok.sample_rate)
 
     return _run_jobs(jobs, decode_one, "decode")
 
@@ -238,6 +242,9 @@ def describe(tok) -> dict:
         "frame_rate": tok.frame_rate, "hop_length": tok.hop_length, "num_codebooks": tok.num_codebooks,
         "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
         "params": sum(p.numel() for p in tok.parameters()),
+        **getattr(tok, "adapter_info", {}),  # peers (speechtok/adapters): package, checkpoint hash, batching
+        **({"streams": {k: f"codebooks {a + 1}..{b}" for k, (a, b) in tok.streams.items()}}
+           if getattr(tok, "streams", None) else {}),
     }
 
 

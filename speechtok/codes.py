@@ -41,6 +41,14 @@ class Codes:
     def batch_size(self) -> int:
         return self.codes.shape[0]
 
+    def stream(self, name: str) -> Tensor:
+        """The codebooks of a named stream, e.g. `codes.stream("semantic")` of a hybrid tokenizer: [B, q, T]."""
+        streams = self.tokenizer.get("streams") or {}
+        if name not in streams:
+            raise CodesError(f"these codes have no stream {name!r} (streams: {', '.join(streams) or 'none'})")
+        start, stop = streams[name]
+        return self.codes[:, start : min(stop, self.num_codebooks)]
+
     def frame_times(self) -> Tensor:
         """[T] start time in seconds of each frame."""
         frames = torch.arange(self.codes.shape[-1], dtype=torch.float64)

@@ -28,6 +28,7 @@ class Tokenizer(nn.Module):
     """waveform -> Encoder -> Quantizer -> codes [B, Q, T] -> Quantizer.decode -> Decoder -> waveform."""
 
     chunk_seconds: float = 60.0  # longer inputs are encoded / decoded in overlapping chunks of this length
+    checkpoint: dict | None = None  # {path, sha256} of an official checkpoint file it was loaded from (adapters)
 
     def __init__(self, encoder: Encoder, quantizer: Quantizer, decoder: Decoder | None, *,
                  sample_rate: int, family: str, config: Any, name: str | None = None):
@@ -37,6 +38,8 @@ class Tokenizer(nn.Module):
         self.family = family
         self.config = config
         self.config_hash = config_hash(config)
+        # what codes carry and `check_codes` compares: a tokenizer whose decoder was swapped makes its base's codes
+        self.codes_hash = self.config_hash
         self.name = name or f"{family}-{self.config_hash}"
         self.source: str | None = None  # where it was loaded from: a registry name or a directory
 
@@ -67,10 +70,20 @@ class Tokenizer(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def streams(self) -> dict[str, tuple[int, int]]:
+        """Named codebook ranges [a, b) (hybrid tokenizers: "semantic", "acoustic"); none by default."""
+        return {}
+
     def identity(self) -> dict:
         """What travels with codes, so `decode` can find and check the tokenizer."""
-        return {"name": self.name, "family": self.family, "config_hash": self.config_hash,
-                "codebook_size": self.codebook_size, "source": self.source}
+        identity = {"name": self.name, "family": self.family, "config_hash": self.codes_hash,
+                    "codebook_size": self.codebook_size, "source": self.source}
+        if self.streams:
+            identity["streams"] = {k: list(v) for k, v in self.streams.items()}
+        if self.checkpoint:  # an official checkpoint loaded by path: which weights made these codes
+            identity["checkpoint"] = {"path": self.checkpoint["path"], "sha256": self.checkpoint["sha256"]}
+        return identity
 
     # -- encode ---------------------------------------------------------------------------------------
 
@@ -132,13 +145,19 @@ class Tokenizer(nn.Module):
 
     # -- decode ---------------------------------------------------------------------------------------
 
-    def decode(self, codes: Codes | Tensor) -> Tensor:
+    def decode(self, codes: Codes | Tensor, *, steps: int | None = None, method: str | None = None) -> Tensor:
         """Codes (or an int tensor [B, q, T], q <= num_codebooks) -> wav [B, 1, T_samples] at sample_rate.
 
         Items of a padded batch are zero past their length; the output is trimmed to the longest item.
+        `steps` and `method` ("euler", "midpoint") pick the ODE sampler of a flow decoder (default: its config's).
         """
         if self.decoder is None:
             raise CodesError(f"tokenizer {self.name} has no decoder")
+        options = {k: v for k, v in {"steps": steps, "method": method}.items() if v is not None}
+        unknown = sorted(set(options) - set(self.decoder.sampling_options))
+        if unknown:
+            raise ValueError(f"the decoder of {self.name} ({type(self.decoder).__name__}) takes no "
+                             f"{', '.join(unknown)}")
         if isinstance(codes, Codes):
             self.check_codes(codes)
             tokens, num_samples = codes.codes, codes.num_samples
@@ -148,7 +167,7 @@ class Tokenizer(nn.Module):
             tokens, num_samples = codes, None
         tokens = self._check_tokens(tokens).to(self.device)
         with torch.inference_mode():
-            wav = self._decode_frames(tokens)
+            wav = self._decode_frames(tokens, options)
         if num_samples is None:
             return wav
         wav = wav[..., : int(num_samples.max())]
@@ -157,24 +176,24 @@ class Tokenizer(nn.Module):
         keep = torch.arange(wav.shape[-1], device=wav.device) < num_samples.to(wav.device)[:, None, None]
         return wav * keep
 
-    def _decode_frames(self, tokens: Tensor) -> Tensor:
-        num_frames, hop = tokens.shape[-1], self.hop_length
+    def _decode_frames(self, tokens: Tensor, options: dict | None = None) -> Tensor:
+        num_frames, hop, options = tokens.shape[-1], self.hop_length, options or {}
         step = max(1, int(self.chunk_seconds * self.frame_rate))
         if num_frames <= step:
-            return self.decoder(self.quantizer.decode(tokens))
+            return self.decoder(self.quantizer.decode(tokens), **options)
         chunks = []
         for a, b, s, e in _chunks(num_frames, step, self.decoder.receptive_field_frames):
-            wav = self.decoder(self.quantizer.decode(tokens[..., s:e]))
+            wav = self.decoder(self.quantizer.decode(tokens[..., s:e]), **options)
             chunks.append(wav[..., (a - s) * hop : (b - s) * hop])
         return torch.cat(chunks, dim=-1)
 
     def check_codes(self, codes: Codes) -> None:
         """Codes made by another tokenizer (another architecture or rate) cannot be decoded here."""
         theirs = codes.tokenizer.get("config_hash")
-        if theirs is not None and theirs != self.config_hash:
+        if theirs is not None and theirs != self.codes_hash:
             raise CodesError(
                 f"codes of tokenizer {codes.tokenizer.get('name')!r} (config {theirs}) "
-                f"cannot be decoded by {self.name!r} (config {self.config_hash})"
+                f"cannot be decoded by {self.name!r} (config {self.codes_hash})"
             )
         if codes.sample_rate != self.sample_rate or codes.hop_length != self.hop_length:
             raise CodesError(

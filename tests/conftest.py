@@ -65,3 +65,15 @@ def tok(tiny_ckpt):
     from speechtok import load
 
     return load(tiny_ckpt)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """A directory of four 2 s training clips of real speech (test files may define their own `corpus`)."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("corpus")
+    clip = speech(6.0).numpy()
+    for i in range(4):
+        sf.write(root / f"utt{i}.wav", clip[i * 16000 : (i + 2) * 16000], 16000)
+    return root

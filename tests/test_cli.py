@@ -53,6 +53,8 @@ def test_encode_decode_one_file(tiny_ckpt, wavs, tmp_path):
     data, sr = sf.read(wav_out)
     assert sr == 16000 and data.shape == (32000,)
     assert not list(tmp_path.glob(".*.tmp"))
+    res = run("decode", out, "-o", tmp_path / "steps.wav", "--steps", 4)  # a GAN decoder has no ODE steps
+    assert res.returncode == 1 and "takes no steps" in res.stderr
 
 
 def test_encode_directory_mirrors_subfolders(tiny_ckpt, wavs, tmp_path):

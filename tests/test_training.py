@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-import soundfile as sf
 import torch
 import yaml
 
@@ -16,15 +15,6 @@ from speechtok.training.trainer import Trainer, build_task, load_run
 from speechtok.vocoders.discriminators import DiscriminatorConfig
 
 from .conftest import speech, tiny_config
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    clip = speech(6.0).numpy()
-    for i in range(4):
-        sf.write(root / f"utt{i}.wav", clip[i * 16000 : (i + 2) * 16000], 16000)
-    return root
 
 
 def tiny_recipe(corpus, **train) -> dict:

@@ -17,7 +17,7 @@ from speechtok.training.tasks import TASKS
 from speechtok.training.tasks.base import Task
 from speechtok.training.trainer import Trainer, load_run
 
-from .test_training import corpus, tiny_recipe  # noqa: F401  (the corpus fixture)
+from .test_training import tiny_recipe
 
 
 class LinearTask(Task):
@@ -170,3 +170,20 @@ def test_two_processes_with_gloo_stay_in_sync(corpus, tmp_path):
                            ranks[0]["generator"]["decoder.head.weight"])
     assert len((run / "log.csv").read_text().splitlines()) == 4
     assert [p.name for p in (run / "checkpoints").glob("*.pt")] == ["step-00000003.pt"]
+
+
+def test_every_bundled_recipe_parses_and_names_a_task():
+    """One recipe per family (codec, codec_fsq, hubert, unit vocoder, speechtokenizer, flow): each parses, names a
+    known task, and its model section (when it has one) is a valid config of its family."""
+    from speechtok.config import from_dict
+    from speechtok.families import FAMILIES
+    from speechtok.training.recipe import RECIPES_DIR, load_recipe
+
+    names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+    assert {"codec", "hubert", "unit_vocoder", "speechtokenizer"} <= set(names)
+    for name in names:
+        recipe = load_recipe(name)
+        assert recipe.task in TASKS, name
+        family = getattr(TASKS[recipe.task], "family", None)
+        if family is not None:
+            from_dict(FAMILIES[family].config_cls, recipe.model)

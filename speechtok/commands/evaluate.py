@@ -52,8 +52,24 @@ def register(subparsers) -> None:
     p.add_argument("--max-triplets", type=int, default=20000, help="ABX triplets drawn per mode (0: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the ABX triplet draw")
     p.add_argument("--speed-seconds", type=float, default=10.0, help="length of the speed clip")
+    p.add_argument("--label", action="append", default=[], metavar="MODEL=TEXT",
+                   help="a label the page shows beside MODEL's rows, e.g. 'dac:w.pth=random weights' (repeatable)")
     p.add_argument("-o", "--output", required=True, help="results JSON to write")
     p.set_defaults(func=cmd_eval)
+
+
+def parse_labels(items: list[str], models: list[str] | None = None) -> dict[str, str]:
+    """['MODEL=TEXT', ...] -> {MODEL: TEXT}, split at the last '=' (a plugin spec may hold '=', as mimi:DIR?q=8).
+    Raises ValueError for an item without '=' or, given `models`, for a MODEL not among them."""
+    labels = {}
+    for item in items:
+        model, sep, text = item.rpartition("=")
+        if not sep or not model or not text:
+            raise ValueError(f"--label {item!r}: expected MODEL=TEXT")
+        if models is not None and model not in models:
+            raise ValueError(f"--label {item!r}: {model!r} is not one of the models ({', '.join(models)})")
+        labels[model] = text
+    return labels
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -65,6 +81,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         n_qs = tuple(int(x) for item in args.n_q for x in item.split(",") if x)
         metrics = None if args.metrics is None else tuple(x for m in args.metrics for x in m.split(",") if x)
+        labels = parse_labels(args.label, args.models)
         utts = utterances(args.data, args.data_root, args.split)
         if metrics is not None:
             from ..eval.metrics import resolve_metrics
@@ -81,7 +98,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = EvalConfig(metrics=metrics, n_qs=n_qs, workers=args.workers, device=args.device, samples=args.samples,
                      samples_dir=None if samples_dir is None else str(samples_dir), speed_seconds=args.speed_seconds,
                      abx_max_triplets=args.max_triplets or None, abx_context=args.abx_context, seed=args.seed,
-                     progress=not args.quiet)
+                     progress=not args.quiet, labels=labels)
     if samples_dir is not None and samples_dir.is_dir():
         import shutil
 

@@ -21,15 +21,18 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=int, default=3, help="utterances to listen to per set (default 3)")
     p.add_argument("--no-plots", action="store_true", help="leave the plots out (no matplotlib needed)")
     p.add_argument("--plot-format", choices=("svg", "png"), default="svg")
+    p.add_argument("--label", action="append", default=[], metavar="MODEL=TEXT",
+                   help="label MODEL's rows (as named to `speechtok eval`), over any label the results carry")
     p.set_defaults(func=cmd_leaderboard)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from ..eval.leaderboard import build_leaderboard
+    from .evaluate import parse_labels
 
     try:
         files = build_leaderboard(args.results, args.output, samples=args.samples, plots=not args.no_plots,
-                                  plot_format=args.plot_format)
+                                  plot_format=args.plot_format, labels=parse_labels(args.label))
     except (OSError, ValueError, ImportError) as e:
         log.error("%s", one_line(e))
         return 1

@@ -18,7 +18,8 @@ from pathlib import Path
 from ..errors import CheckpointError
 
 # KIND -> module defining it (imported on first use so `speechtok --help` stays fast).
-MODULES: dict[str, str] = {}
+MODULES: dict[str, str] = {"torch-pickle": "speechtok.convert.torch_pickle",
+                           "kmeans-joblib": "speechtok.convert.kmeans"}
 
 
 @dataclass(frozen=True)

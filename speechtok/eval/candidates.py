@@ -66,8 +66,12 @@ class TokenizerCandidate(Candidate):
         self.spec, self.tok = spec, tok
 
     def describe(self) -> dict:
+        from ..identity import tokenizer_checkpoint
+
         tok = self.tok
-        return {"name": tok.name, "family": tok.family, "source": tok.source, "sample_rate": tok.sample_rate,
+        ckpt = tokenizer_checkpoint(tok)  # which weights this row used: path and content hash
+        return {"checkpoint": None if ckpt is None else {"path": ckpt["path"], "sha256": ckpt["sha256"]},
+                "name": tok.name, "family": tok.family, "source": tok.source, "sample_rate": tok.sample_rate,
                 "frame_rate": tok.frame_rate, "hop_length": tok.hop_length, "num_codebooks": tok.num_codebooks,
                 "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
                 "params": sum(p.numel() for p in tok.parameters()),

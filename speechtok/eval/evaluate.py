@@ -64,6 +64,7 @@ class EvalConfig:
     abx_context: str = "within"  # "within" (same neighbours, ZeroSpeech) or "any"
     seed: int = 0  # of the ABX triplet draw
     progress: bool = True  # a progress bar on stderr
+    labels: dict | None = None  # model as named -> the user's label for its rows (e.g. "random weights")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def evaluate(models: Sequence[str], utts: Sequence[Utterance], cfg: EvalConfig =
     columns: dict[str, dict] = {}
     for row in rows:
         _finish(row, columns, metrics)
+        row["label"] = (cfg.labels or {}).get(row["model"])
     return {
         "schema": RESULTS_SCHEMA, "schema_version": RESULTS_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

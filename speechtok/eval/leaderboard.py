@@ -79,8 +79,9 @@ class LeaderboardFiles:
     samples: list[Path]
 
 
-def collect(results: Sequence[tuple[Path, dict]]) -> list[Group]:
-    """(path, results dict) pairs -> groups by data set, in the order first seen."""
+def collect(results: Sequence[tuple[Path, dict]], labels: dict[str, str] | None = None) -> list[Group]:
+    """(path, results dict) pairs -> groups by data set, in the order first seen. `labels` (model as named ->
+    text) are shown beside the model, over the labels the results carry."""
     groups: dict[str, Group] = {}
     hashes: dict[str, set] = {}
     for path, res in results:
@@ -96,7 +97,7 @@ def collect(results: Sequence[tuple[Path, dict]]) -> list[Group]:
         if sample_dir is not None and not group.originals:
             group.originals = {uid: sample_dir / rel for uid, rel in samples.get("original", {}).items()}
         for row in res["rows"]:
-            group.entries.append(_entry(row, data, sample_dir))
+            group.entries.append(_entry(row, data, sample_dir, (labels or {}).get(row["model"], row.get("label"))))
     for name, seen in hashes.items():
         if len(seen) > 1:
             groups[name].warnings.append(
@@ -105,11 +106,15 @@ def collect(results: Sequence[tuple[Path, dict]]) -> list[Group]:
     return list(groups.values())
 
 
-def _entry(row: dict, data: dict, sample_dir: Path | None) -> Entry:
+def _entry(row: dict, data: dict, sample_dir: Path | None, user_label: str | None = None) -> Entry:
     tok = row.get("tokenizer") or {}
     label = row["model"]
-    if "/" in label or "\\" in label:  # a checkpoint directory: its name, the path in the tooltip
-        label = Path(label.rstrip("/\\")).name
+    if "/" in label or "\\" in label:  # a checkpoint path: its name (after `plugin:`), the path in the tooltip
+        plugin, sep, _ = label.partition(":")
+        name = Path(label.rstrip("/\\")).name
+        label = f"{plugin}:{name}" if sep and "/" not in plugin and "\\" not in plugin else name
+    if user_label:
+        label = f"{label} [{user_label}]"
     values = {}
     for column, s in (row.get("aggregate") or {}).items():
         if s is not None and s.get("mean") is not None:
@@ -123,6 +128,8 @@ def _entry(row: dict, data: dict, sample_dir: Path | None) -> Entry:
         notes.append(f"{metric} failed on {count}")
     if data.get("skipped"):
         notes.append(f"{len(data['skipped'])} file(s) skipped")
+    if tok.get("checkpoint"):  # which weights: the full path and hash are in the results and the tooltip
+        notes.append(f"weights sha256 {tok['checkpoint']['sha256'][:12]}")
     samples = {}
     if sample_dir is not None:
         samples = {uid: sample_dir / rel for uid, rel in (row.get("samples") or {}).items()}
@@ -277,8 +284,9 @@ def _html_table(group: Group) -> str:
     body = []
     for i, en in enumerate(group.entries):
         classes = " ".join(k for k, on in (("ref", en.reference), ("failed", en.status != "ok")) if on)
-        tip = e(json.dumps({k: en.tokenizer.get(k) for k in ("name", "family", "source", "sample_rate", "frame_rate",
-                                                               "num_codebooks", "codebook_size", "device", "dtype")
+        tip = e(json.dumps({k: en.tokenizer.get(k) for k in ("name", "family", "source", "checkpoint", "sample_rate",
+                                                               "frame_rate", "num_codebooks", "codebook_size",
+                                                               "device", "dtype")
                             if en.tokenizer.get(k) is not None}))
         cells = [f'<td class="l" data-v="{i}" title="{e(en.model)}\n{tip}">{e(en.label)}</td>',
                  f'<td data-v="{"" if en.n_q is None else en.n_q}">{"—" if en.n_q is None else en.n_q}</td>',
@@ -361,13 +369,15 @@ def _html_page(groups: Sequence[Group], plots: dict[str, str], samples_html: dic
 
 
 def build_leaderboard(paths: Sequence[str | Path], out_dir: str | Path, samples: int = 3,
-                      plots: bool = True, plot_format: str = "svg") -> LeaderboardFiles:
-    """Read results files, write `out_dir/index.html`, `leaderboard.md`, plots and sample copies."""
+                      plots: bool = True, plot_format: str = "svg",
+                      labels: dict[str, str] | None = None) -> LeaderboardFiles:
+    """Read results files, write `out_dir/index.html`, `leaderboard.md`, plots and sample copies. `labels`:
+    model as named -> a label shown beside its rows (e.g. "random weights")."""
     from ..fileio import write_text
 
     out = Path(out_dir)
     results = [(Path(p), load_results(p)) for p in paths]
-    groups = collect(results)
+    groups = collect(results, labels)
     out.mkdir(parents=True, exist_ok=True)
     plot_paths: dict[str, str] = {}
     made_plots: list[Path] = []

@@ -12,8 +12,9 @@
       "samples": null | {"dir": path relative to this file, "original": {utterance id: path under dir}},
       "rows": [{                                    # one per model and n_q
           "model": as named, "n_q": int | null, "status": "ok" | "failed", "error": str | null,
+          "label": str | null,                      # the user's label (`speechtok eval --label MODEL=TEXT`)
           "tokenizer": {name, family, source, sample_rate, frame_rate, num_codebooks, codebook_size, device,
-                        dtype, chunk_seconds, ...},
+                        dtype, chunk_seconds, checkpoint: null | {path, sha256}, ...},
           "bitrate": null | {"nominal_bps", "effective_bps",
                              "codebooks": {"entropy_bits": [Q], "perplexity": [Q], "usage": [Q], "frames"}},
           "speed": null | {encode_xrt, decode_xrt, encode_forward_xrt, decode_forward_xrt, audio_seconds, ...},

@@ -1,4 +1,5 @@
-"""Decoders (quantized latents -> waveform) and what trains them: discriminators, losses, mel features.
+"""Decoders (quantized latents -> waveform: the GAN decoder and the flow-matching decoder) and what trains them:
+discriminators, losses, mel features.
 
 The decoder side is imported eagerly; the training side (discriminators, losses, mel) on first use, so that
 loading a tokenizer imports no training code (DESIGN.md, "Layout").
@@ -7,6 +8,7 @@ loading a tokenizer imports no training code (DESIGN.md, "Layout").
 from importlib import import_module
 
 from .base import Decoder
+from .flow import FlowConfig, FlowDecoder
 from .gan import VocosConfig, VocosDecoder
 from .istft import ISTFT
 
@@ -18,7 +20,7 @@ _LAZY = {
     "MelSpectrogram": "mel", "mel_filterbank": "mel", "hz_to_mel": "mel", "mel_to_hz": "mel",
 }
 
-__all__ = ["Decoder", "VocosConfig", "VocosDecoder", "ISTFT", *_LAZY]
+__all__ = ["Decoder", "VocosConfig", "VocosDecoder", "FlowConfig", "FlowDecoder", "ISTFT", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 class Decoder(nn.Module, ABC):
     hop_length: int  # output samples per input frame
+    sampling_options: tuple[str, ...] = ()  # keyword options of forward that `Tokenizer.decode` passes on
 
     @abstractmethod
     def forward(self, z_q: Tensor) -> Tensor:

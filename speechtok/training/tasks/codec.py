@@ -8,19 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn.utils import parametrize
 
 from ...checkpoint import load_checkpoint
 from ...config import from_dict
-from ...families import CodecConfig, build_codec
+from ...families import FAMILIES
 from ...nn import fold_weight_norm
 from ...tokenizer import Tokenizer
-from ...vocoders.discriminators import DiscriminatorConfig, Discriminators
-from ...vocoders.losses import MultiScaleMelLoss, discriminator_losses, generator_losses
-from .base import Task, Update
+from ...vocoders.discriminators import DiscriminatorConfig
+from .gan import GAN_WEIGHTS, GANTask
 
-DEFAULT_WEIGHTS = {"gan/mel": 15.0, "gan/adv_g": 1.0, "gan/feature": 2.0, "vq/commitment": 1.0}  # DAC's
+DEFAULT_WEIGHTS = {**GAN_WEIGHTS, "vq/commitment": 1.0}
 
 
 @dataclass(frozen=True)
@@ -31,50 +30,25 @@ class CodecTaskConfig:
     name: str = "speechtok-codec"
 
 
-class CodecTask(Task):
+class CodecTask(GANTask):
+    """Trains a whole tokenizer of family `family` (the recipe's `model` section is its config)."""
+
+    family = "codec"
+    config_cls = CodecTaskConfig
+    default_weights = DEFAULT_WEIGHTS
+
     def __init__(self, model: dict, task_config: dict):
-        self.cfg = from_dict(CodecTaskConfig, task_config)
-        self.model_cfg = from_dict(CodecConfig, model)
-        self.generator = build_codec(self.model_cfg, norm=True, name=self.cfg.name)
-        self.discriminator = Discriminators(self.cfg.discriminator)
-        self.mel_loss = MultiScaleMelLoss(self.model_cfg.sample_rate)
-        unknown = sorted(set(self.cfg.loss_weights) - set(DEFAULT_WEIGHTS))
-        if unknown:
-            raise ValueError(f"unknown loss weights {unknown}; known: {sorted(DEFAULT_WEIGHTS)}")
-        self.weights = {**DEFAULT_WEIGHTS, **self.cfg.loss_weights}
+        self.cfg = from_dict(self.config_cls, task_config)
+        family = FAMILIES[self.family]
+        self.model_cfg = from_dict(family.config_cls, model)
+        self.generator = family.build(self.model_cfg, norm=True, name=self.cfg.name)
+        super().__init__(self.model_cfg.sample_rate, self.cfg.discriminator, self.cfg.adversarial_start,
+                         self.cfg.loss_weights, self.default_weights)
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.generator, "discriminator": self.discriminator}
-
-    def to(self, device) -> CodecTask:
-        super().to(device)
-        self.mel_loss.to(device)
-        return self
-
-    def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
+    def reconstruct(self, batch: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         gen = self.generator
         q = gen.quantizer(gen.encoder(batch))
-        wav_hat = gen.decoder(q.z_q)[..., : batch.shape[-1]]
-        adversarial = step >= self.cfg.adversarial_start
-        logs: dict[str, float] = {}
-        if adversarial:
-            d_losses = discriminator_losses(self.discriminator(batch), self.discriminator(wav_hat.detach()))
-            update("discriminator", d_losses["gan/adv_d"])
-            logs.update({k: v.item() for k, v in d_losses.items()})
-        losses = dict(q.losses)
-        if adversarial:
-            self.discriminator.requires_grad_(False)  # the generator step needs no discriminator grads
-            with torch.no_grad():  # real features after the discriminator's update, as targets
-                real = self.discriminator(batch)
-            losses.update(generator_losses(wav_hat, batch, real, self.discriminator(wav_hat), self.mel_loss))
-            self.discriminator.requires_grad_(True)
-        else:
-            losses["gan/mel"] = self.mel_loss(wav_hat, batch)
-        total = sum(self.weights[k] * v for k, v in losses.items())
-        update("generator", total)
-        logs.update({k: v.item() for k, v in losses.items()})  # one sync per step; logs need the values anyway
-        logs["loss/generator"] = total.item()
-        return logs
+        return gen.decoder(q.z_q)[..., : batch.shape[-1]], batch, dict(q.losses)
 
     def init_from(self, checkpoint_dir: Path) -> None:
         """Load an exported (folded) checkpoint into the weight-normed generator: assigning a plain weight to a

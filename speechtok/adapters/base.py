@@ -1,0 +1,292 @@
+"""What every peer adapter shares: a `Tokenizer` around another package's model, spec parsing (`PATH?q=N`), and
+safe reading of official checkpoint files (`weights_only=True`, or the safetensors `speechtok convert` writes).
+
+A peer model is split into the chain of DESIGN.md (encoder -> quantizer -> decoder) by four small functions, so
+`Tokenizer.encode` / `decode` (resampling, checks, `Codes`) and the speed benchmark's bare forward work unchanged.
+Peers are never chunked (whole file in one pass), and none of them takes a padding mask that makes its codes
+independent of the batch, so the items of a padded batch are encoded one by one (`batching` in `info`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import pickle
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..codecs.base import Encoder
+from ..errors import CheckpointError, SpeechtokError
+from ..quantizers.base import QuantizeOut, Quantizer
+from ..tokenizer import Tokenizer, _pad_to
+from ..vocoders.base import Decoder
+
+PER_ITEM = "per item: the peer has no padding mask, so a padded batch is encoded one item at a time"
+
+
+class PeerPackageMissing(SpeechtokError, ImportError):
+    """The package that implements a peer tokenizer is not installed."""
+
+
+def require(module: str, extra: str, spec: str) -> Any:
+    """Import the peer's package on first use; a clear error names the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise PeerPackageMissing(f"{spec}: needs the `{module.split('.')[0]}` package ({e}); "
+                                 f"pip install 'speechtok[{extra}]'") from None
+
+
+def package_version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# -- specs and files --------------------------------------------------------------------------------------------
+
+
+def parse_spec(spec: str | None, peer: str) -> tuple[Path, dict[str, str]]:
+    """`/path/to/checkpoint?q=8` -> (path, {"q": "8"}). Only local paths: nothing is downloaded."""
+    if not spec:
+        raise CheckpointError(f"{peer}: give the checkpoint's local path, e.g. speechtok.load('{peer}:/path/to/it')")
+    text, _, query = spec.partition("?")
+    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory ({peer} checkpoints are loaded from local paths)")
+    return path, options
+
+
+def int_option(options: dict[str, str], key: str, spec: str) -> int | None:
+    if key not in options:
+        return None
+    try:
+        return int(options[key])
+    except ValueError:
+        raise CheckpointError(f"{spec}: option {key}={options[key]!r} is not an integer") from None
+
+
+def read_state(path: Path) -> dict:
+    """A torch checkpoint file -> its (possibly nested) dict, without running pickled code: `weights_only=True`
+    for .pt / .pth / .th / .bin, or the `.safetensors` that `speechtok convert torch-pickle` writes."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    if path.suffix == ".safetensors":
+        from ..convert.torch_pickle import read_converted
+
+        return read_converted(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "weights_only refused it")
+        raise CheckpointError(
+            f"{path}: loading it needs a full unpickle, which can run code inside the file ({why}); if you trust "
+            f"it, convert it once: speechtok convert torch-pickle {path} -o {path.with_suffix('.safetensors')} "
+            "--unpickle, then load the .safetensors file") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({' '.join(str(e).split())[:200]})") from None
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return obj
+
+
+def load_weights(model: nn.Module, state: dict, path: Path) -> None:
+    """strict load_state_dict with a one-line CheckpointError naming the file."""
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise CheckpointError(f"{path}: weights do not fit the model ({' '.join(lines[1:3])[:300]})") from None
+
+
+# -- the tokenizer ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """The identity of a peer architecture: what `config_hash` hashes, so codes find the model that made them."""
+
+    peer: str  # "encodec", "dac", "mimi", "snac", "speechtokenizer"
+    variant: str  # the package and format, e.g. "encodec-package", "transformers"
+    sample_rate: int
+    hop_length: int
+    num_codebooks: int  # Q this tokenizer exposes (a selected Q may be below the checkpoint's)
+    codebook_size: int
+    arch: str  # the peer's own architecture config, canonical JSON
+
+
+@dataclass(frozen=True)
+class PeerParts:
+    """How a peer model runs as encoder -> quantizer -> decoder. Each function gets the peer model first."""
+
+    encode: Callable[[nn.Module, Tensor], Tensor]  # wav [B, 1, T] -> latents [B, D, T_frames]
+    quantize: Callable[[nn.Module, Tensor, int], Tensor]  # latents, n_q -> codes [B, n_q, T_frames]
+    dequantize: Callable[[nn.Module, Tensor], Tensor]  # codes [B, q, T_frames] -> latents
+    decode: Callable[[nn.Module, Tensor], Tensor]  # latents -> wav [B, 1, T_samples]
+
+
+class _PeerPart:
+    """A part holds the peer model unregistered: the tokenizer owns it once (`tok.peer`), so its parameters and
+    state dict are not listed three more times."""
+
+    @property
+    def model(self) -> nn.Module:
+        return self._peer[0]
+
+
+class _PeerEncoder(_PeerPart, Encoder):
+    def __init__(self, model: nn.Module, fn: Callable, hop_length: int, dim: int):
+        super().__init__()
+        self._peer, self._fn, self.hop_length, self.dim = (model,), fn, hop_length, dim
+
+    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self._fn(self.model, wav)
+
+    @property
+    def receptive_field(self) -> int:
+        return sys.maxsize  # never chunked
+
+
+class _PeerQuantizer(_PeerPart, Quantizer):
+    def __init__(self, model: nn.Module, quantize: Callable, dequantize: Callable, num_codebooks: int,
+                 codebook_size: int):
+        super().__init__()
+        self._peer, self._quantize, self._dequantize = (model,), quantize, dequantize
+        self.num_codebooks, self.codebook_size = num_codebooks, codebook_size
+
+    def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizeOut:
+        codes = self.encode(z)
+        return QuantizeOut(self.decode(codes), codes)
+
+    def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:
+        return self._quantize(self.model, z, n_q or self.num_codebooks).long()
+
+    def decode(self, codes: Tensor) -> Tensor:
+        return self._dequantize(self.model, codes)
+
+
+class _PeerDecoder(_PeerPart, Decoder):
+    def __init__(self, model: nn.Module, fn: Callable, hop_length: int):
+        super().__init__()
+        self._peer, self._fn, self.hop_length = (model,), fn, hop_length
+
+    def forward(self, z_q: Tensor) -> Tensor:
+        return self._fn(self.model, z_q)
+
+    @property
+    def receptive_field_frames(self) -> int:
+        return sys.maxsize  # never chunked
+
+
+class PeerTokenizer(Tokenizer):
+    """Another package's codec behind the speechtok API. Built by the adapters' `load(spec, device)`."""
+
+    chunk_seconds = math.inf  # whole file in one pass: chunking is exact only for some peers
+
+    def __init__(self, model: nn.Module, parts: PeerParts, cfg: PeerConfig, *, dim: int, checkpoint: dict,
+                 package: str, pad_to_hop: bool = False, bitrate: float | None = None, notes: str = ""):
+        super().__init__(
+            _PeerEncoder(model, parts.encode, cfg.hop_length, dim),
+            _PeerQuantizer(model, parts.quantize, parts.dequantize, cfg.num_codebooks, cfg.codebook_size),
+            _PeerDecoder(model, parts.decode, cfg.hop_length),
+            sample_rate=cfg.sample_rate, family=f"peer:{cfg.peer}", config=cfg,
+            name=f"{cfg.peer}-{cfg.sample_rate // 1000}k-q{cfg.num_codebooks}",
+        )
+        self.peer = model
+        self.checkpoint = checkpoint
+        self.pad_to_hop = pad_to_hop  # the peer does not pad to whole frames itself
+        self._bitrate = bitrate
+        self.adapter_info = {
+            "peer": cfg.peer, "format": cfg.variant, "package": package, "package_version": package_version(package),
+            "checkpoint": checkpoint, "batching": PER_ITEM, "chunking": "none: the whole file in one pass",
+            **({"notes": notes} if notes else {}),
+        }
+
+    @property
+    def bitrate(self) -> float:
+        return super().bitrate if self._bitrate is None else self._bitrate
+
+    def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
+        """x [B, 1, T] (unpadded) -> codes [B, n_q, num_frames]; a padded batch item by item."""
+        if num_samples is None or bool((num_samples == x.shape[-1]).all()):
+            return self._codes(x, num_frames, n_q)
+        out = torch.zeros(x.shape[0], n_q, num_frames, dtype=torch.long, device=x.device)
+        for i, n in enumerate(num_samples.tolist()):
+            codes = self._codes(x[i : i + 1, :, :n], -(-n // self.hop_length), n_q)
+            out[i, :, : codes.shape[-1]] = codes[0]
+        return out
+
+    def _codes(self, x: Tensor, num_frames: int, n_q: int) -> Tensor:
+        if self.pad_to_hop:
+            x = _pad_to(x, num_frames * self.hop_length)
+        codes = self.quantizer.encode(self.encoder(x), n_q)
+        if codes.shape[-1] < num_frames:
+            raise RuntimeError(f"{self.name}: the peer gave {codes.shape[-1]} frames for {x.shape[-1]} samples; "
+                               f"expected {num_frames}")
+        return codes[..., :num_frames]
+
+    def _decode_frames(self, tokens: Tensor, options: dict | None = None) -> Tensor:
+        wav = self.decoder(self.quantizer.decode(tokens))  # peers take no sampling options
+        return _pad_to(wav[..., : tokens.shape[-1] * self.hop_length], tokens.shape[-1] * self.hop_length)
+
+    def save(self, directory, card=None, dtype=None):
+        raise CheckpointError(f"{self.name}: a peer tokenizer is loaded from its official checkpoint "
+                              f"({self.checkpoint['path']}); it is not saved as a speechtok checkpoint")
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", checkpoint={self.checkpoint['path']!r}"
+
+
+def finish(tok: PeerTokenizer, device: str | torch.device | None) -> PeerTokenizer:
+    return tok.to(device or "cpu").eval()
+
+
+def select_q(options: dict[str, str], spec: str, total: int) -> int:
+    """`?q=N` exposes the first N of the checkpoint's `total` codebooks (default: all)."""
+    q = int_option(options, "q", spec)
+    if q is None:
+        return total
+    if not 1 <= q <= total:
+        raise CheckpointError(f"{spec}: q={q} is out of range 1..{total}")
+    return q
+
+
+HF_VOLATILE = ("transformers_version", "_name_or_path", "architectures", "torch_dtype", "dtype")
+
+
+def arch_json(config: dict) -> str:
+    """A Hugging Face config.json without the keys that change with the library version, canonical JSON."""
+    return canonical({k: v for k, v in config.items() if k not in HF_VOLATILE})
+
+
+def hf_files(path: Path) -> list[Path]:
+    """The files of a Hugging Face model directory that decide its behaviour: config and weights."""
+    weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    if not weights:
+        raise CheckpointError(f"{path}: no model.safetensors (or pytorch_model.bin) beside config.json")
+    return [path / "config.json", *weights]
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)

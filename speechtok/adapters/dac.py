@@ -1,0 +1,47 @@
+"""Descript Audio Codec as a speechtok tokenizer: `speechtok.load("dac:PATH[?q=N]")`.
+
+PATH is a `descript-audio-codec` weights file (`weights_16khz.pth`, ...: `{"state_dict", "metadata": {"kwargs"}}`
+as `DAC.save(..., package=False)` writes it), read with `weights_only=True`, or its `.safetensors` twin from
+`speechtok convert torch-pickle`. The architecture comes from `metadata.kwargs`, as `DAC.load` does.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+from ..errors import CheckpointError
+from ..identity import checkpoint_identity
+from .base import (PeerConfig, PeerParts, PeerTokenizer, canonical, finish, load_weights,
+                   parse_spec, read_state, require, select_q)
+
+
+def load(spec: str | None, device=None) -> PeerTokenizer:
+    path, options = parse_spec(spec, "dac")
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix in (".pth", ".pt", ".safetensors"))
+        if len(found) != 1:
+            raise CheckpointError(f"{path}: expected one DAC weights file (.pth), found {[p.name for p in found]}")
+        path = found[0]
+    obj = read_state(path)
+    kwargs = obj.get("metadata", {}).get("kwargs") if isinstance(obj, dict) else None
+    if not isinstance(kwargs, dict) or "state_dict" not in obj:
+        raise CheckpointError(f"{path}: not a DAC weights file (no state_dict and metadata.kwargs)")
+    DAC = require("dac.model", "dac", spec).DAC
+    known = inspect.signature(DAC).parameters
+    kwargs = {k: v for k, v in kwargs.items() if k in known}  # DAC.load drops unknown keys too
+    model = DAC(**kwargs)
+    load_weights(model, obj["state_dict"], path)
+    q = select_q(options, spec, model.n_codebooks)
+    cfg = PeerConfig("dac", "descript-audio-codec", model.sample_rate, int(model.hop_length), q,
+                     model.codebook_size, canonical(kwargs))
+    parts = PeerParts(
+        encode=lambda m, wav: m.encoder(wav),  # preprocess() only pads to whole frames, as the tokenizer does
+        quantize=lambda m, z, n_q: m.quantizer(z, n_q)[1],  # eval: the first n_q codebooks, [B, n_q, T]
+        dequantize=lambda m, codes: m.quantizer.from_codes(codes)[0],
+        decode=lambda m, z: m.decode(z),
+    )
+    bitrate = model.sample_rate / model.hop_length * q * math.log2(model.codebook_size)
+    tok = PeerTokenizer(model, parts, cfg, dim=model.latent_dim, checkpoint=checkpoint_identity([path]),
+                        package="descript-audio-codec", pad_to_hop=True, bitrate=bitrate)
+    return finish(tok, device)

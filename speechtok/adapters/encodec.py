@@ -1,0 +1,108 @@
+"""EnCodec (Défossez et al.) as a speechtok tokenizer: `speechtok.load("encodec:PATH[?q=N]")`.
+
+PATH is either
+- an `encodec` package checkpoint: `encodec_24khz-d7cc33bc.th` (a state dict; `speechtok convert torch-pickle`
+  makes a `.safetensors` twin of a file that needs a full unpickle), or a directory holding one; or
+- a Hugging Face `EncodecModel` directory (`config.json` + `model.safetensors`, as facebook/encodec_24khz).
+
+`?q=N` exposes the first N of the RVQ's codebooks (the 24 kHz model has 32 = 24 kbps; 8 = 6 kbps).
+Mono models without per-segment normalisation only (24 kHz, Hugging Face 24 / 32 kHz): the 48 kHz model
+rescales each 1 s segment by a float that travels beside its codes, which speechtok's `Codes` cannot carry.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from ..identity import checkpoint_identity
+from .base import (PeerConfig, PeerParts, PeerTokenizer, arch_json, canonical, finish,
+                   hf_files, load_weights, parse_spec, read_json, read_state, require, select_q)
+
+WEIGHT_SUFFIXES = (".th", ".pt", ".pth", ".bin", ".safetensors")
+# the first conv's weight [filters, channels, 7]: 1 channel = 24 kHz, 2 = 48 kHz (weight-normed in the 24 kHz model)
+FIRST_CONV = ("encoder.model.0.conv.conv.weight_v", "encoder.model.0.conv.conv.weight")
+
+
+def load(spec: str | None, device=None) -> PeerTokenizer:
+    path, options = parse_spec(spec, "encodec")
+    if path.is_dir() and (path / "config.json").is_file():
+        return _load_transformers(path, options, spec, device)
+    return _load_package(_weights_file(path), options, spec, device)
+
+
+def _weights_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    found = sorted(p for p in path.iterdir() if p.name.startswith("encodec_") and p.suffix in WEIGHT_SUFFIXES)
+    if len(found) != 1:
+        raise CheckpointError(f"{path}: expected one encodec_*.th checkpoint or a Hugging Face config.json, "
+                              f"found {[p.name for p in found] or 'none'}")
+    return found[0]
+
+
+# -- the `encodec` package ----------------------------------------------------------------------------------------
+
+
+def _load_package(file: Path, options: dict, spec: str, device) -> PeerTokenizer:
+    state = read_state(file)
+    first = next((state[k] for k in FIRST_CONV if isinstance(state, dict) and k in state), None)
+    if first is None:
+        raise CheckpointError(f"{file}: not an EnCodec state dict (no {FIRST_CONV[1]})")
+    if first.shape[1] != 1:
+        raise CheckpointError(f"{file}: the stereo 48 kHz EnCodec rescales each 1 s segment by a float that "
+                              "speechtok codes cannot carry; use the 24 kHz model")
+    encodec = require("encodec", "encodec", spec)
+    model = encodec.EncodecModel.encodec_model_24khz(pretrained=False)
+    load_weights(model, state, file)
+    q = select_q(options, spec, model.quantizer.n_q)
+    cfg = PeerConfig("encodec", "encodec-package", model.sample_rate, int(model.encoder.hop_length), q,
+                     model.quantizer.bins, canonical({"model": "encodec_model_24khz", "n_q": model.quantizer.n_q}))
+    parts = PeerParts(
+        encode=lambda m, wav: m.encoder(wav),
+        quantize=lambda m, z, n_q: m.quantizer.vq.encode(z, n_q=n_q).transpose(0, 1),  # [K, B, T] -> [B, K, T]
+        dequantize=lambda m, codes: m.quantizer.decode(codes.transpose(0, 1)),
+        decode=lambda m, z: m.decoder(z),
+    )
+    tok = PeerTokenizer(model, parts, cfg, dim=model.encoder.dimension, checkpoint=checkpoint_identity([file]),
+                        package="encodec")
+    return finish(tok, device)
+
+
+# -- Hugging Face transformers -------------------------------------------------------------------------------------
+
+
+def _load_transformers(path: Path, options: dict, spec: str, device) -> PeerTokenizer:
+    config = read_json(path / "config.json")
+    if config.get("model_type") != "encodec":
+        raise CheckpointError(f"{path / 'config.json'}: model_type {config.get('model_type')!r}, not 'encodec'")
+    if config.get("normalize") or config.get("chunk_length_s") or config.get("audio_channels", 1) != 1:
+        raise CheckpointError(f"{path}: this EnCodec normalises per segment or is stereo (48 kHz); its per-segment "
+                              "scales cannot travel in speechtok codes. Mono models only (24 kHz, 32 kHz)")
+    transformers = require("transformers", "mimi", spec)
+    model = transformers.EncodecModel.from_pretrained(path, local_files_only=True)
+    mc = model.config
+    hop = int(math.prod(mc.upsampling_ratios))
+    q = select_q(options, spec, model.quantizer.num_quantizers)
+    cfg = PeerConfig("encodec", "transformers", mc.sampling_rate, hop, q, mc.codebook_size,
+                     arch_json(config))
+    parts = PeerParts(encode=lambda m, wav: m.encoder(wav), quantize=_hf_quantize,
+                      dequantize=lambda m, codes: m.quantizer.decode(codes.transpose(0, 1)),
+                      decode=lambda m, z: m.decoder(z))
+    files = hf_files(path)
+    tok = PeerTokenizer(model, parts, cfg, dim=mc.hidden_size, checkpoint=checkpoint_identity(files),
+                        package="transformers")
+    return finish(tok, device)
+
+
+def _hf_quantize(m, z: torch.Tensor, n_q: int) -> torch.Tensor:
+    """EncodecResidualVectorQuantizer.encode picks its depth from a bandwidth; this is its loop at depth n_q."""
+    residual, codes = z, []
+    for layer in m.quantizer.layers[:n_q]:
+        indices = layer.encode(residual)
+        residual = residual - layer.decode(indices)
+        codes.append(indices)
+    return torch.stack(codes, dim=1)  # [B, n_q, T]

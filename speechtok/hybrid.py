@@ -1,0 +1,121 @@
+"""Hybrid tokenizers (SpeechTokenizer): RVQ layer 1 carries content (distilled from a HuBERT teacher), layers 2..Q
+the acoustic rest. Their codes name the two streams (`codes.stream("semantic")`, `codes.stream("acoustic")`) for
+LM pipelines that model them apart.
+
+Also the loader of the official SpeechTokenizer release: `config.json` + a `.pt` state dict, read with
+`torch.load(weights_only=True)`; weight norm is folded and the EnCodec-style codebooks move into the shared RVQ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .config import to_dict
+from .errors import CheckpointError
+from .nn_seanet import fold_weight_norm_keys
+from .tokenizer import Tokenizer
+
+SEMANTIC_STREAM = "semantic"
+ACOUSTIC_STREAM = "acoustic"
+
+
+class HybridTokenizer(Tokenizer):
+    """A Tokenizer whose first codebook is semantic; `semantic` projects RVQ layer 1 to the teacher's features."""
+
+    def __init__(self, *args, semantic: torch.nn.Module, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.semantic = semantic
+
+    @property
+    def streams(self) -> dict[str, tuple[int, int]]:
+        return {SEMANTIC_STREAM: (0, 1), ACOUSTIC_STREAM: (1, self.num_codebooks)}
+
+    def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
+        """As the release encodes: each item read at its own length (its edges padded with reflections of the
+        signal, not with zeros), so codes equal the official package's for any length. Long inputs still go
+        through the base class's windows."""
+        if num_frames > max(1, int(self.chunk_seconds * self.frame_rate)):
+            return super()._encode_frames(x, num_samples, num_frames, n_q)
+        lengths = torch.full((x.shape[0],), x.shape[-1]) if num_samples is None else num_samples
+        return self.quantizer.encode(self.encoder(x, lengths.to(x.device)), n_q)[..., :num_frames]
+
+    def semantic_features(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """wav [B, 1, T] at the tokenizer's rate -> RVQ layer 1 in the teacher's space [B, T_frames, D_teacher]."""
+        z = self.encoder(wav, lengths)
+        first = self.quantizer.decode(self.quantizer.encode(z, 1))
+        return self.semantic(first)
+
+
+def load_speechtokenizer_release(config_path: str | os.PathLike, ckpt_path: str | os.PathLike,
+                                 device: str | torch.device | None = None) -> HybridTokenizer:
+    """The official release (`config.json`, `SpeechTokenizer.pt`) -> HybridTokenizer in eval mode."""
+    config_path, ckpt_path = Path(config_path), Path(ckpt_path)
+    try:
+        raw = json.loads(config_path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{config_path}: cannot read the SpeechTokenizer config ({e})") from None
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as e:  # an unsafe pickle, or not a torch file
+        raise CheckpointError(f"{ckpt_path}: not a plain state dict readable with weights_only=True "
+                              f"({' '.join(str(e).split())[:200]}); if you trust it, run `speechtok convert`") from None
+    tok = speechtokenizer_from_release(raw, state, source=ckpt_path, name=config_path.parent.name)
+    return tok.to(device or "cpu")
+
+
+def speechtokenizer_from_release(config: dict, state: dict, source: str | os.PathLike,
+                                 name: str | None = None, n_q: int | None = None) -> HybridTokenizer:
+    """The release's config (a dict; training-only keys are ignored) and state dict -> HybridTokenizer (eval).
+    `n_q` keeps the first n_q codebooks only (a lower bitrate, as `?q=N` in a spec)."""
+    from .codecs.speechtokenizer import SpeechTokenizerConfig
+    from .config import from_dict
+    from .families import build_speechtokenizer
+
+    known = SpeechTokenizerConfig.__dataclass_fields__
+    try:
+        cfg = from_dict(SpeechTokenizerConfig, {k: v for k, v in config.items() if k in known})
+        cfg = cfg if n_q is None else from_dict(SpeechTokenizerConfig, {**to_dict(cfg), "n_q": n_q})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: not a SpeechTokenizer config ({e})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k: v for k, v in release_to_native(state).items() if _layer(k) < cfg.n_q}
+    tok = build_speechtokenizer(cfg, name=name or "speechtokenizer")
+    missing, unexpected = tok.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("embed_avg")]  # re-derived from embed x cluster_size
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: not a SpeechTokenizer state dict for this config "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    tok.source = str(source)
+    return tok.eval()
+
+
+def _layer(key: str) -> int:
+    """The RVQ layer a state key belongs to (-1 for keys outside the quantizer's layers)."""
+    prefix = "quantizer.vq.layers."
+    return int(key[len(prefix):].split(".", 1)[0]) if key.startswith(prefix) else -1
+
+
+def release_to_native(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Official key names and shapes -> ours: weight norm folded, `transform` under `semantic`, codebooks as
+    vector-quantize-pytorch holds them ([1, K, D], a boolean `initted`)."""
+    out = {}
+    for key, value in fold_weight_norm_keys(state).items():
+        if key.startswith("transform."):
+            out["semantic." + key] = value
+        elif key.startswith("quantizer.vq.layers."):
+            prefix, name = key.rsplit(".", 1)
+            if name == "inited":
+                out[f"{prefix}.initted"] = value.reshape(()).bool()
+            elif name in ("embed", "embed_avg", "cluster_size"):
+                out[key] = value[None]
+            else:
+                out[key] = value
+        else:
+            out[key] = value
+    return out

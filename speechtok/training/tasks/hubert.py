@@ -1,0 +1,138 @@
+"""HuBERT pre-training: masked prediction of frame targets (Hsu et al. 2021).
+
+Spans of `mask_length` frames starting at about `mask_prob` x T / mask_length random frames are replaced by a learned
+embedding after the conv extractor; the transformer's last layer predicts each masked frame's target (cross-entropy
+over a linear head; unmasked frames weigh `unmasked_weight`, 0 in HuBERT: its alpha = 1). Iteration 1 targets are
+k-means clusters of MFCCs, iteration 2 the units of an iteration-1 model (`targets.kind: units`).
+
+`export()` gives a hubert-units tokenizer of `export_layer` whose k-means is a placeholder (one zero centroid):
+fit it on the model's features with `speechtok kmeans` before using its units.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...config import from_dict
+from ...codecs.hubert import HubertConfig, HubertModel
+from ...families import HubertUnitsConfig, build_hubert_units
+from ...quantizers.kmeans import KMeansConfig, load_centroids
+from ...tokenizer import Tokenizer
+from ..targets import MFCC, KMeansTargets, UnitTargets
+from .base import Task, Update
+
+
+@dataclass(frozen=True)
+class HubertTaskConfig:
+    targets: dict = field(default_factory=lambda: {"kind": "mfcc", "kmeans": "runs/hubert/mfcc_km100.safetensors"})
+    mask_prob: float = 0.8  # span starts per frame x mask_length (HuBERT's 0.8 masks about half the frames)
+    mask_length: int = 10
+    unmasked_weight: float = 0.0  # loss weight of unmasked frames (fairseq's pred_nomask_weight; HuBERT uses 0)
+    export_layer: int = 3  # the layer whose features the exported tokenizer gives
+    seed: int = 0  # of the masks: step k draws from seed + k (no global RNG)
+    name: str = "speechtok-hubert"
+
+
+def span_mask(batch: int, frames: int, prob: float, length: int, gen: torch.Generator) -> Tensor:
+    """[B, T] True where masked: round(prob x T / length) spans of `length` frames per item (at least one), their
+    starts drawn without replacement; spans may overlap."""
+    length = min(length, frames)
+    starts_per_item = max(1, round(prob * frames / length))
+    mask = torch.zeros(batch, frames, dtype=torch.bool)
+    for b in range(batch):
+        n_starts = frames - length + 1
+        starts = torch.randperm(n_starts, generator=gen)[: min(starts_per_item, n_starts)]
+        idx = (starts[:, None] + torch.arange(length)[None]).flatten()
+        mask[b, idx] = True
+    return mask
+
+
+def build_targets(spec: dict) -> nn.Module:
+    kind = spec.get("kind")
+    if kind == "mfcc":
+        centroids, meta = load_centroids(spec["kmeans"])
+        mfcc = MFCC()
+        if centroids.shape[1] != mfcc.dim:
+            raise ValueError(f"{spec['kmeans']}: centroids of dim {centroids.shape[1]}, MFCCs have {mfcc.dim}")
+        return KMeansTargets(mfcc, centroids)
+    if kind == "units":
+        from ...checkpoint import load_checkpoint
+
+        return UnitTargets(load_checkpoint(spec["model"]))
+    raise ValueError(f"targets.kind must be 'mfcc' (with kmeans: FILE) or 'units' (with model: DIR), got {kind!r}")
+
+
+class HubertTask(Task):
+    export_group = "hubert"
+
+    def __init__(self, model: dict, task_config: dict):
+        self.cfg = from_dict(HubertTaskConfig, task_config)
+        self.model_cfg = from_dict(HubertConfig, model)
+        if not 0 <= self.cfg.export_layer <= self.model_cfg.num_hidden_layers:
+            raise ValueError(f"export_layer {self.cfg.export_layer} is out of range "
+                             f"0..{self.model_cfg.num_hidden_layers}")
+        self.targets = build_targets(dict(self.cfg.targets))
+        self.net = nn.ModuleDict({
+            "hubert": HubertModel(self.model_cfg),
+            "head": nn.Linear(self.model_cfg.hidden_size, self.targets.num_classes),
+        })
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"hubert": self.net}
+
+    def to(self, device) -> HubertTask:
+        super().to(device)
+        self.targets.to(device)
+        return self
+
+    def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
+        with torch.no_grad():
+            target = self.targets(batch)  # [B, T']
+        b, frames = target.shape
+        gen = torch.Generator().manual_seed(self.cfg.seed + step)
+        mask = span_mask(b, frames, self.cfg.mask_prob, self.cfg.mask_length, gen).to(batch.device)
+        logits = self.net["head"](self.net["hubert"](batch[:, 0], time_mask=mask)[-1])  # [B, T', K]
+        masked_ce = F.cross_entropy(logits[mask], target[mask])
+        logs = {}
+        loss = masked_ce
+        if self.cfg.unmasked_weight > 0 and (~mask).any():
+            unmasked_ce = F.cross_entropy(logits[~mask], target[~mask])
+            loss = masked_ce + self.cfg.unmasked_weight * unmasked_ce
+            logs["hubert/unmasked_ce"] = unmasked_ce.item()
+        update("hubert", loss)
+        acc = (logits[mask].argmax(-1) == target[mask]).float().mean()
+        return {"hubert/masked_ce": masked_ce.item(), "hubert/masked_acc": acc.item(),
+                "hubert/mask_fraction": mask.float().mean().item(), **logs}
+
+    @torch.no_grad()
+    def validate(self, subset, cfg, device):
+        """Masked prediction on the dev subset (HuBERT decodes no audio): cross-entropy and accuracy on masked
+        frames, with the masks of seed 0 so that successive validations compare."""
+        from ..validation import Validation
+
+        self.net.eval()
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        ce, acc, n = 0.0, 0.0, 0
+        for _, wav in subset:
+            batch = wav.to(device)[None, None]
+            if batch.shape[-1] < self.model_cfg.window:
+                continue
+            target = self.targets(batch)
+            mask = span_mask(1, target.shape[1], self.cfg.mask_prob, self.cfg.mask_length, gen).to(device)
+            logits = self.net["head"](self.net["hubert"](batch[:, 0], time_mask=mask)[-1][mask])
+            ce += float(F.cross_entropy(logits, target[mask], reduction="sum"))
+            acc += float((logits.argmax(-1) == target[mask]).sum())
+            n += int(mask.sum())
+        return Validation({"val/masked_ce": ce / max(n, 1), "val/masked_acc": acc / max(n, 1)}, {}, 16000)
+
+    def export(self) -> Tokenizer:
+        cfg = HubertUnitsConfig(hubert=self.model_cfg, layer=self.cfg.export_layer,
+                                kmeans=KMeansConfig(dim=self.model_cfg.hidden_size, codebook_size=1))
+        tok = build_hubert_units(cfg, name=self.cfg.name)
+        tok.encoder.model.load_state_dict(copy.deepcopy(self.net["hubert"]).cpu().state_dict())
+        return tok.eval()

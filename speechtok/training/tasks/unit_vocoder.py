@@ -1,0 +1,70 @@
+"""The unit vocoder: the GAN decoder (vocoders/gan.py) trained to speak the units of a frozen hubert-units
+tokenizer, with the codec's losses (multi-scale mel, then LSGAN + feature matching after `adversarial_start`).
+
+A crop of T samples gives F = floor((T - 400) / 320) + 1 units; the decoder's F x 320 samples are compared with
+the crop's first F x 320 samples. The recipe's `model` section is the decoder's VocosConfig; `task_config.units`
+is the hubert-units checkpoint whose units it learns to speak.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from ...checkpoint import load_checkpoint
+from ...config import from_dict
+from ...families import build_hubert_units
+from ...tokenizer import Tokenizer
+from ...vocoders.discriminators import DiscriminatorConfig
+from ...vocoders.gan import VocosConfig, VocosDecoder
+from .gan import GAN_WEIGHTS, GANTask
+
+
+@dataclass(frozen=True)
+class UnitVocoderTaskConfig:
+    units: str = "runs/hubert-units"  # a hubert-units checkpoint directory (HuBERT + fitted k-means)
+    loss_weights: dict = field(default_factory=lambda: dict(GAN_WEIGHTS))
+    adversarial_start: int = 0
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    name: str = "speechtok-hubert-units"
+
+
+class UnitVocoderTask(GANTask):
+    def __init__(self, model: dict, task_config: dict):
+        self.cfg = from_dict(UnitVocoderTaskConfig, task_config)
+        self.units = load_checkpoint(self.cfg.units).requires_grad_(False)
+        if self.units.family != "hubert-units":
+            raise ValueError(f"{self.cfg.units}: a {self.units.family} checkpoint, not hubert-units")
+        self.vocoder_cfg = from_dict(VocosConfig, model)
+        self.full_cfg = replace(self.units.config, vocoder=self.vocoder_cfg)  # checks dims and hop
+        self.generator = VocosDecoder(self.vocoder_cfg)
+        super().__init__(self.units.sample_rate, self.cfg.discriminator, self.cfg.adversarial_start,
+                         self.cfg.loss_weights, GAN_WEIGHTS)
+
+    def to(self, device) -> UnitVocoderTask:
+        super().to(device)
+        self.units.to(device)
+        return self
+
+    def train(self) -> None:
+        super().train()
+        self.units.eval()  # frozen: its units must be those of inference
+
+    def unit_latents(self, batch: Tensor) -> Tensor:
+        """wav [B, 1, T] -> centroids of its units [B, D, F] (what the decoder gets at inference)."""
+        with torch.no_grad():
+            return self.units.quantizer.decode(self.units.quantizer.encode(self.units.encoder(batch)))
+
+    def reconstruct(self, batch: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        wav_hat = self.generator(self.unit_latents(batch))
+        return wav_hat, batch[..., : wav_hat.shape[-1]], {}
+
+    def export(self) -> Tokenizer:
+        tok = build_hubert_units(self.full_cfg, name=self.cfg.name)
+        tok.encoder.load_state_dict(copy.deepcopy(self.units.encoder).cpu().state_dict())
+        tok.quantizer.load_state_dict(copy.deepcopy(self.units.quantizer).cpu().state_dict())
+        tok.decoder.load_state_dict(copy.deepcopy(self.generator).cpu().state_dict())
+        return tok.eval()

@@ -1,0 +1,175 @@
+"""HuBERT pre-training and the unit vocoder on tiny configs, on CPU: MFCC targets on HuBERT's frame grid, span
+masks, losses fall, iteration 2 on units, the common loop runs both tasks, exports load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from scipy.fft import dct
+
+import speechtok
+from speechtok.cli import main
+from speechtok.config import to_dict
+from speechtok.quantizers.kmeans import fit_kmeans, save_centroids
+from speechtok.training.recipe import load_recipe, recipe_from_dict
+from speechtok.training.targets import MFCC, dct_matrix
+from speechtok.training.tasks.hubert import span_mask
+from speechtok.training.trainer import Trainer, build_task
+from speechtok.units import UnitTokenizer
+from speechtok.vocoders.discriminators import DiscriminatorConfig
+
+from .conftest import speech
+
+TINY_HUBERT = {"conv_dim": [16] * 7, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+               "intermediate_size": 64, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
+TINY_VOCODER = {"input_dim": 32, "dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1280,
+                "hop_length": 320}
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: OpenMP threads that wait for each other cost 50x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    clip = speech(6.0).numpy()
+    for i in range(4):
+        sf.write(root / f"utt{i}.wav", clip[i * 16000 : (i + 2) * 16000], 16000)
+    mfcc = MFCC()(torch.from_numpy(clip)[None, None])[0].T  # [T', 39]
+    save_centroids(fit_kmeans(mfcc, 8, steps=20, progress=False), root / "mfcc_km8.safetensors")
+    return root
+
+
+def hubert_recipe(corpus, targets=None, **train) -> dict:
+    return {
+        "task": "hubert", "model": TINY_HUBERT,
+        "task_config": {"targets": targets or {"kind": "mfcc", "kmeans": str(corpus / "mfcc_km8.safetensors")},
+                        "export_layer": 1, "mask_prob": 0.5, "mask_length": 4},
+        "data": {"sources": [str(corpus)], "segment_seconds": 0.5, "sample_rate": 16000},
+        "train": {"steps": 2, "batch_size": 2, "log_every": 1, "checkpoint_every": 2, **train},
+        "optim": {"hubert": {"lr": 3e-3}},
+    }
+
+
+def fixed_batch() -> torch.Tensor:
+    return torch.stack([speech(1.6)[i * 8000 : (i + 1) * 8000] for i in range(3)])[:, None]  # [3, 1, 0.5 s]
+
+
+def sgd(module):
+    opt = torch.optim.AdamW(module.parameters(), lr=3e-3)
+
+    def update(group, loss):
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return update
+
+
+def test_mfcc_on_hubert_grid():
+    assert torch.allclose(dct_matrix(13, 40), torch.from_numpy(dct(np.eye(40), type=2, norm="ortho", axis=0)[:13])
+                          .float(), atol=1e-6)
+    feats = MFCC()(speech(1.0)[None, None])
+    assert feats.shape == (1, 39, (16000 - 400) // 320 + 1)
+    assert torch.allclose(feats.mean(-1), torch.zeros(1, 39), atol=1e-4)  # CMVN
+
+
+def test_span_mask_deterministic():
+    a = span_mask(3, 100, 0.8, 10, torch.Generator().manual_seed(1))
+    b = span_mask(3, 100, 0.8, 10, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and 0.3 < a.float().mean() < 0.8
+    assert span_mask(1, 5, 0.8, 10, torch.Generator().manual_seed(0)).all()  # a span no longer than the input
+
+
+def test_hubert_loss_falls_and_export_loads(corpus, tmp_path):
+    torch.manual_seed(0)
+    task = build_task(recipe_from_dict(hubert_recipe(corpus)))
+    update, batch = sgd(task.net), fixed_batch()
+    losses = [task.step(batch, step=0, update=update)["hubert/masked_ce"] for _ in range(30)]
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
+    tok = speechtok.load(task.export().save(tmp_path / "ckpt"))
+    assert isinstance(tok, UnitTokenizer) and tok.layer == 1
+    feats, frames = tok.features(speech(1.0), 16000)
+    expected = task.net["hubert"].eval()(speech(1.0)[None])[1]
+    assert torch.allclose(feats[0].T, expected[0], atol=1e-5) and int(frames) == 49
+
+
+def test_iteration_two_on_units_through_the_loop(corpus, tmp_path):
+    """Iteration 1 through the Trainer, k-means of its layer-1 features (`speechtok kmeans`), iteration 2 on
+    those units through the Trainer again."""
+    Trainer(recipe_from_dict(hubert_recipe(corpus)), tmp_path / "it1").fit()
+    first = build_task(recipe_from_dict(hubert_recipe(corpus)))
+    Trainer(recipe_from_dict(hubert_recipe(corpus)), tmp_path / "it1").resume()
+    first.export().save(tmp_path / "it1-export")
+    assert main(["-q", "kmeans", str(tmp_path / "it1-export"), "--data", str(corpus), "--split", "-k", "6",
+                 "--steps", "5", "-o", str(tmp_path / "km6.safetensors"),
+                 "--tokenizer-out", str(tmp_path / "it1-k6")]) == 0
+    units = speechtok.load(tmp_path / "it1-k6")
+    assert units.codebook_size == 6 and units.decoder is None
+    run = Trainer(recipe_from_dict(hubert_recipe(corpus, {"kind": "units", "model": str(tmp_path / "it1-k6")})),
+                  tmp_path / "it2")
+    run.fit()
+    assert run.step == 2 and (tmp_path / "it2" / "log.csv").read_text().count("\n") == 3
+
+
+def vocoder_recipe(corpus, units_dir, **train) -> dict:
+    return {
+        "task": "unit_vocoder", "model": TINY_VOCODER,
+        "task_config": {"units": str(units_dir), "adversarial_start": 2,
+                        "discriminator": to_dict(DiscriminatorConfig.tiny())},
+        "data": {"sources": [str(corpus)], "segment_seconds": 0.5, "sample_rate": 16000},
+        "train": {"steps": 3, "batch_size": 2, "log_every": 1, "checkpoint_every": 3, **train},
+        "optim": {"generator": {"lr": 3e-3}, "discriminator": {"lr": 1e-3}},
+    }
+
+
+def test_unit_vocoder_learns_and_decodes(corpus, tmp_path):
+    torch.manual_seed(0)
+    hub = build_task(recipe_from_dict(hubert_recipe(corpus)))
+    hub.export().save(tmp_path / "exp")
+    assert main(["-q", "kmeans", str(tmp_path / "exp"), "--data", str(corpus), "--split", "-k", "8", "--steps", "5",
+                 "-o", str(tmp_path / "km.safetensors"), "--tokenizer-out", str(tmp_path / "units")]) == 0
+    task = build_task(recipe_from_dict(vocoder_recipe(corpus, tmp_path / "units")))
+    update, batch = sgd(task.generator), fixed_batch()
+    mels = [task.step(batch, step=0, update=update)["gan/mel"] for _ in range(20)]
+    assert sum(mels[-4:]) / 4 < 0.8 * sum(mels[:4]) / 4, mels
+    logs = task.step(batch, step=5, update=lambda g, loss: None)  # the adversarial phase: every term finite
+    assert all(np.isfinite(logs[k]) for k in ("gan/adv_d", "gan/adv_g", "gan/feature", "loss/generator"))
+    Trainer(recipe_from_dict(vocoder_recipe(corpus, tmp_path / "units")), tmp_path / "voc").fit()
+    tok = speechtok.load(task.export().save(tmp_path / "full"))
+    codes = tok.encode(speech(1.0), 16000)
+    assert torch.equal(codes.codes, speechtok.load(tmp_path / "units").encode(speech(1.0), 16000).codes)
+    assert tok.decode(codes).shape == (1, 1, 16000)
+
+
+def test_bundled_recipes_build(tmp_path):
+    recipe = load_recipe("hubert")
+    assert recipe.task == "hubert" and recipe.model["hidden_size"] == 192
+    assert load_recipe("unit_vocoder").task == "unit_vocoder"
+
+
+def test_hubert_validation_is_masked_prediction(corpus):
+    from speechtok.training.validation import ValidationConfig
+
+    task = build_task(recipe_from_dict(hubert_recipe(corpus)))
+    subset = [("a", speech(1.0)), ("b", speech(0.6))]
+    first = task.validate(subset, ValidationConfig(every=1), torch.device("cpu"))
+    assert set(first.metrics) == {"val/masked_ce", "val/masked_acc"} and first.samples == {}
+    assert first.metrics == task.validate(subset, ValidationConfig(every=1), torch.device("cpu")).metrics
+
+
+def test_unmasked_weight_adds_the_unmasked_frames(corpus):
+    raw = hubert_recipe(corpus)
+    raw["task_config"]["unmasked_weight"] = 0.5
+    task = build_task(recipe_from_dict(raw))
+    seen = []
+    logs = task.step(fixed_batch(), step=0, update=lambda group, loss: seen.append(loss.item()))
+    assert seen[0] == pytest.approx(logs["hubert/masked_ce"] + 0.5 * logs["hubert/unmasked_ce"], rel=1e-5)
