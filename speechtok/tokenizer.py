@@ -62,9 +62,14 @@ class Tokenizer(nn.Module):
         return self.quantizer.codebook_size
 
     @property
+    def codebook_rates(self) -> list[float]:
+        """Codes per second of each codebook (all `frame_rate`, unless a codebook repeats its codes on the grid)."""
+        return [self.frame_rate] * self.num_codebooks
+
+    @property
     def bitrate(self) -> float:
         """Bits per second at full Q."""
-        return self.frame_rate * self.num_codebooks * math.log2(self.codebook_size)
+        return sum(self.codebook_rates) * math.log2(self.codebook_size)
 
     @property
     def device(self) -> torch.device:

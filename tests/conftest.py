@@ -77,3 +77,12 @@ def corpus(tmp_path_factory) -> Path:
     for i in range(4):
         sf.write(root / f"utt{i}.wav", clip[i * 16000 : (i + 2) * 16000], 16000)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine: OpenMP threads that wait for each other cost up to 50x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

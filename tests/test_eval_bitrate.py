@@ -19,6 +19,14 @@ def test_nominal_bitrate():
     assert nominal_bitrate(50, [500]) == pytest.approx(50 * math.log2(500))
 
 
+def test_codebooks_at_their_own_rates():
+    """SNAC-style grids repeat a coarse codebook's codes: each codebook counts at its own rate."""
+    assert nominal_bitrate([12.5, 25.0, 50.0], [1024] * 3) == pytest.approx(875.0)
+    assert effective_bitrate([12.5, 50.0], [2.0, 4.0]) == pytest.approx(225.0)
+    with pytest.raises(ValueError, match="2 codebook rates for 3 codebooks"):
+        nominal_bitrate([1.0, 2.0], [4, 4, 4])
+
+
 def test_codebook_stats_on_known_histograms():
     k, t = 16, 1600
     codes = torch.stack([

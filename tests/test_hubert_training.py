@@ -27,13 +27,7 @@ TINY_HUBERT = {"conv_dim": [16] * 7, "hidden_size": 32, "num_hidden_layers": 2, 
 TINY_VOCODER = {"input_dim": 32, "dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1280,
                 "hop_length": 320}
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: OpenMP threads that wait for each other cost 50x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 

@@ -12,13 +12,7 @@ from speechtok.errors import CheckpointError
 from speechtok.quantizers.kmeans import (KMeans, KMeansConfig, fit_kmeans, inertia, kmeans_pp, load_centroids,
                                          save_centroids)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: OpenMP threads that wait for each other cost 50x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 

@@ -33,13 +33,7 @@ BAD = ("a_corrupt.wav", "u04_empty.wav", "z_short.wav")  # in the first shard, a
 BAD_IDS = tuple(Path(name).stem for name in BAD)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: OpenMP threads that wait for each other cost 50x (see cli())."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 def write_corpus(root: Path) -> Path:

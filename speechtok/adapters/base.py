@@ -205,7 +205,8 @@ class PeerTokenizer(Tokenizer):
     chunk_seconds = math.inf  # whole file in one pass: chunking is exact only for some peers
 
     def __init__(self, model: nn.Module, parts: PeerParts, cfg: PeerConfig, *, dim: int, checkpoint: dict,
-                 package: str, pad_to_hop: bool = False, bitrate: float | None = None, notes: str = ""):
+                 package: str, pad_to_hop: bool = False, codebook_rates: list[float] | None = None,
+                 notes: str = ""):
         super().__init__(
             _PeerEncoder(model, parts.encode, cfg.hop_length, dim),
             _PeerQuantizer(model, parts.quantize, parts.dequantize, cfg.num_codebooks, cfg.codebook_size),
@@ -216,7 +217,7 @@ class PeerTokenizer(Tokenizer):
         self.peer = model
         self.checkpoint = checkpoint
         self.pad_to_hop = pad_to_hop  # the peer does not pad to whole frames itself
-        self._bitrate = bitrate
+        self._codebook_rates = codebook_rates  # SNAC: coarse codebooks repeat their codes on the grid
         self.adapter_info = {
             "peer": cfg.peer, "format": cfg.variant, "package": package, "package_version": package_version(package),
             "checkpoint": checkpoint, "batching": PER_ITEM, "chunking": "none: the whole file in one pass",
@@ -224,8 +225,8 @@ class PeerTokenizer(Tokenizer):
         }
 
     @property
-    def bitrate(self) -> float:
-        return super().bitrate if self._bitrate is None else self._bitrate
+    def codebook_rates(self) -> list[float]:
+        return super().codebook_rates if self._codebook_rates is None else self._codebook_rates
 
     def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
         """x [B, 1, T] (unpadded) -> codes [B, n_q, num_frames]; a padded batch item by item."""

@@ -8,7 +8,6 @@ as `DAC.save(..., package=False)` writes it), read with `weights_only=True`, or 
 from __future__ import annotations
 
 import inspect
-import math
 
 from ..errors import CheckpointError
 from ..identity import checkpoint_identity
@@ -41,7 +40,6 @@ def load(spec: str | None, device=None) -> PeerTokenizer:
         dequantize=lambda m, codes: m.quantizer.from_codes(codes)[0],
         decode=lambda m, z: m.decode(z),
     )
-    bitrate = model.sample_rate / model.hop_length * q * math.log2(model.codebook_size)
     tok = PeerTokenizer(model, parts, cfg, dim=model.latent_dim, checkpoint=checkpoint_identity([path]),
-                        package="descript-audio-codec", pad_to_hop=True, bitrate=bitrate)
+                        package="descript-audio-codec", pad_to_hop=True)
     return finish(tok, device)

@@ -7,7 +7,6 @@ is the semantic one, so N >= 1 is always valid).
 
 from __future__ import annotations
 
-import math
 
 from ..errors import CheckpointError
 from ..identity import checkpoint_identity
@@ -33,7 +32,6 @@ def load(spec: str | None, device=None) -> PeerTokenizer:
         dequantize=lambda m, codes: m.quantizer.decode(codes),
         decode=lambda m, z: m.decoder(z).audio_values,
     )
-    bitrate = mc.frame_rate * q * math.log2(mc.codebook_size)
     tok = PeerTokenizer(model, parts, cfg, dim=mc.hidden_size, checkpoint=checkpoint_identity(files),
-                        package="transformers", bitrate=bitrate)
+                        package="transformers")
     return finish(tok, device)

@@ -47,9 +47,8 @@ def load(spec: str | None, device=None) -> PeerTokenizer:
     parts = PeerParts(encode=lambda m, wav: m.encoder(m.preprocess(wav)), quantize=_quantize,
                       dequantize=_dequantize, decode=_decode)
     rate = model.sampling_rate / hop
-    bitrate = sum(rate / s for s in strides[:q]) * math.log2(model.codebook_size)
     tok = PeerTokenizer(model, parts, cfg, dim=model.latent_dim, checkpoint=checkpoint_identity([path / "config.json",
-                        weights]), package="snac", bitrate=bitrate,
+                        weights]), package="snac", codebook_rates=[rate / s for s in strides[:q]],
                         notes="codebook i repeats each code vq_strides[i] times on the finest grid; "
                               f"decoder noise seeded with {NOISE_SEED}")
     return finish(tok, device)

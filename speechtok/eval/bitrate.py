@@ -32,14 +32,25 @@ class CodebookStats:
     frames: int  # codes counted per codebook
 
 
-def nominal_bitrate(frame_rate: float, codebook_sizes: Sequence[int]) -> float:
-    """Bits per second: frame_rate x sum of log2(size) over the codebooks used."""
-    return float(frame_rate * sum(math.log2(k) for k in codebook_sizes))
+def nominal_bitrate(frame_rate: float | Sequence[float], codebook_sizes: Sequence[int]) -> float:
+    """Bits per second: frame_rate x sum of log2(size) over the codebooks used. `frame_rate` may give each
+    codebook its own rate (SNAC's coarse codebooks are repeated onto the finest grid: they count at their own)."""
+    rates = _rates(frame_rate, len(codebook_sizes))
+    return float(sum(r * math.log2(k) for r, k in zip(rates, codebook_sizes)))
 
 
-def effective_bitrate(frame_rate: float, entropy_bits: Sequence[float]) -> float:
-    """Bits per second: frame_rate x sum of the codebooks' entropies (bits per code)."""
-    return float(frame_rate * sum(entropy_bits))
+def effective_bitrate(frame_rate: float | Sequence[float], entropy_bits: Sequence[float]) -> float:
+    """Bits per second: frame_rate x sum of the codebooks' entropies (bits per code); per-codebook rates allowed.
+    A code repeated r times on the grid has the entropy of the code itself, so its own rate gives its bits."""
+    rates = _rates(frame_rate, len(entropy_bits))
+    return float(sum(r * h for r, h in zip(rates, entropy_bits)))
+
+
+def _rates(frame_rate: float | Sequence[float], n: int) -> list[float]:
+    rates = [float(frame_rate)] * n if isinstance(frame_rate, (int, float)) else [float(r) for r in frame_rate]
+    if len(rates) != n:
+        raise ValueError(f"{len(rates)} codebook rates for {n} codebooks")
+    return rates
 
 
 def code_counts(codes: Tensor | np.ndarray, codebook_size: int) -> np.ndarray:

@@ -194,7 +194,7 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
                 live[n_q]["samples"][ref.utt.id] = _write_sample(cfg.samples_dir, slug, n_q, ref, degraded)
     for n_q, row in live.items():
         if counts is not None:
-            row["bitrate"] = _bitrate(cand.tok.frame_rate, cand.tok.codebook_size, counts[:n_q])
+            row["bitrate"] = _bitrate(cand.tok.codebook_rates[:n_q], cand.tok.codebook_size, counts[:n_q])
         if items and cand.tok is not None and codes_by_utt:
             row["abx"] = _abx(cand, codes_by_utt, items, n_q, cfg)
     return [rows[n] for n in sorted(rows, key=lambda n: -1 if n is None else n)]
@@ -284,10 +284,10 @@ def _measure_speed(cand: Candidate, ref: Reference, rows: dict, cfg: EvalConfig)
         log.warning("%s: speed not measured: %s", cand.spec, one_line(e))
 
 
-def _bitrate(frame_rate: float, codebook_size: int, counts: np.ndarray) -> dict:
+def _bitrate(rates: list[float], codebook_size: int, counts: np.ndarray) -> dict:
     stats = codebook_stats(counts)
-    return {"nominal_bps": nominal_bitrate(frame_rate, [codebook_size] * counts.shape[0]),
-            "effective_bps": effective_bitrate(frame_rate, stats.entropy_bits),
+    return {"nominal_bps": nominal_bitrate(rates, [codebook_size] * counts.shape[0]),
+            "effective_bps": effective_bitrate(rates, stats.entropy_bits),
             "codebooks": dataclasses.asdict(stats)}
 
 
