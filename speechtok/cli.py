@@ -213,7 +213,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 1
     finally:
         distributed.teardown()
-    log.info("done: %s (export it with: speechtok export %s -o CKPT_DIR)", run_dir, run_dir)
+    if distributed.env_from_environ().is_main:  # under torchrun, one line for the whole job
+        log.info("done: %s (export it with: speechtok export %s -o CKPT_DIR)", run_dir, run_dir)
     return 0
 
 
