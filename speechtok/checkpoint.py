@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -74,14 +75,44 @@ def read_config(directory: Path) -> dict:
         raise CheckpointError(f"{directory}: not a checkpoint directory (no such directory)")
     if not path.is_file():
         raise CheckpointError(f"{path}: missing (a checkpoint directory needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    meta = read_json(path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unsupported format_version {meta.get('format_version')!r} "
+                              f"(this speechtok reads {FORMAT_VERSION})")
+    return meta
+
+
+def read_state(path: Path) -> dict:
+    """A torch checkpoint file -> its (possibly nested) dict, without running pickled code: `weights_only=True`
+    for .pt / .pth / .th / .bin, or the `.safetensors` that `speechtok convert torch-pickle` writes."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    if path.suffix == ".safetensors":
+        from .convert.torch_pickle import read_converted
+
+        return read_converted(path)
     try:
-        meta = json.loads(path.read_text())
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "weights_only refused it")
+        raise CheckpointError(
+            f"{path}: loading it needs a full unpickle, which can run code inside the file ({why}); if you trust "
+            f"it, convert it once: speechtok convert torch-pickle {path} -o {path.with_suffix('.safetensors')} "
+            "--unpickle, then load the .safetensors file") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({' '.join(str(e).split())[:200]})") from None
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        obj = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        version = meta.get("format_version") if isinstance(meta, dict) else None
-        raise CheckpointError(f"{path}: unsupported format_version {version!r} (this speechtok reads {FORMAT_VERSION})")
-    return meta
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return obj
 
 
 def build_from_config(meta: dict, path: Path, norm: bool = False) -> Tokenizer:

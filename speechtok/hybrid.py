@@ -8,7 +8,6 @@ Also the loader of the official SpeechTokenizer release: `config.json` + a `.pt`
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -54,17 +53,11 @@ class HybridTokenizer(Tokenizer):
 def load_speechtokenizer_release(config_path: str | os.PathLike, ckpt_path: str | os.PathLike,
                                  device: str | torch.device | None = None) -> HybridTokenizer:
     """The official release (`config.json`, `SpeechTokenizer.pt`) -> HybridTokenizer in eval mode."""
+    from .checkpoint import read_json, read_state
+
     config_path, ckpt_path = Path(config_path), Path(ckpt_path)
-    try:
-        raw = json.loads(config_path.read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{config_path}: cannot read the SpeechTokenizer config ({e})") from None
-    try:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as e:  # an unsafe pickle, or not a torch file
-        raise CheckpointError(f"{ckpt_path}: not a plain state dict readable with weights_only=True "
-                              f"({' '.join(str(e).split())[:200]}); if you trust it, run `speechtok convert`") from None
-    tok = speechtokenizer_from_release(raw, state, source=ckpt_path, name=config_path.parent.name)
+    tok = speechtokenizer_from_release(read_json(config_path), read_state(ckpt_path), source=ckpt_path,
+                                       name=config_path.parent.name)
     return tok.to(device or "cpu")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import pickle
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..codecs.base import Encoder
+from ..checkpoint import read_json, read_state  # noqa: F401  (re-exported for the adapters)
 from ..errors import CheckpointError, SpeechtokError
 from ..quantizers.base import QuantizeOut, Quantizer
 from ..tokenizer import Tokenizer, _pad_to
@@ -74,39 +74,6 @@ def int_option(options: dict[str, str], key: str, spec: str) -> int | None:
         return int(options[key])
     except ValueError:
         raise CheckpointError(f"{spec}: option {key}={options[key]!r} is not an integer") from None
-
-
-def read_state(path: Path) -> dict:
-    """A torch checkpoint file -> its (possibly nested) dict, without running pickled code: `weights_only=True`
-    for .pt / .pth / .th / .bin, or the `.safetensors` that `speechtok convert torch-pickle` writes."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    if path.suffix == ".safetensors":
-        from ..convert.torch_pickle import read_converted
-
-        return read_converted(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "weights_only refused it")
-        raise CheckpointError(
-            f"{path}: loading it needs a full unpickle, which can run code inside the file ({why}); if you trust "
-            f"it, convert it once: speechtok convert torch-pickle {path} -o {path.with_suffix('.safetensors')} "
-            "--unpickle, then load the .safetensors file") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({' '.join(str(e).split())[:200]})") from None
-
-
-def read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return obj
 
 
 def load_weights(model: nn.Module, state: dict, path: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import os
 import pickle
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..checkpoint import read_json
 from ..errors import CheckpointError
 from .hubert import HubertConfig, HubertModel
 
@@ -51,11 +51,7 @@ def read_hf_dir(directory: Path) -> tuple[HubertConfig, dict[str, Tensor]]:
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: missing (a Hugging Face model directory has config.json)")
-    try:
-        raw = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config_path}: corrupt JSON ({e})") from None
-    cfg = hf_config(raw, config_path)
+    cfg = hf_config(read_json(config_path), config_path)
     if (directory / "model.safetensors").is_file():
         from safetensors import SafetensorError
         from safetensors.torch import load_file

@@ -80,10 +80,8 @@ def reconstruction(tokenizer, subset: list[tuple[str, Tensor]], metrics: tuple[s
     from ..eval.metrics import get_metric
 
     tokenizer = tokenizer.to(device)
-    scorers, scores = {}, {}
-    for name in metrics:
-        scorers[name] = get_metric(name)
-    decoded = {}
+    scorers = {name: get_metric(name) for name in metrics}
+    scores, decoded = {}, {}
     for utt, wav in subset:
         with torch.inference_mode():
             out = tokenizer.decode(tokenizer.encode(wav.to(device), tokenizer.sample_rate))[0, 0].float().cpu()

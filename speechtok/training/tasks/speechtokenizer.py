@@ -9,7 +9,6 @@ student frames (T / 320) are compared on the frames both have, as the release do
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,12 +81,12 @@ class SpeechTokenizerTask(CodecTask):
 
 def load_teacher(path: str | Path):
     """A HubertModel from a speechtok hubert-units checkpoint, a Hugging Face directory or a fairseq file."""
-    from ...checkpoint import CONFIG_NAME, load_checkpoint
+    from ...checkpoint import CONFIG_NAME, load_checkpoint, read_json
     from ...codecs.hubert_loading import load_hubert
 
     path = Path(path)
     config = path / CONFIG_NAME
-    if config.is_file() and "format_version" in json.loads(config.read_text()):  # a speechtok checkpoint
+    if config.is_file() and "format_version" in read_json(config):  # a speechtok checkpoint
         tok = load_checkpoint(path)
         if tok.family != "hubert-units":
             raise ValueError(f"{path}: a {tok.family} checkpoint; the teacher must be a HuBERT")
