@@ -7,7 +7,7 @@ model in the peer's official checkpoint layout, loads it back through the speech
 with peer_speed's own `bench` (10 s of noise at the model's rate, so no resampling; warm-up, then the median of
 the timed runs) at batch 1, alternating direct and adapter rounds so that load drift hits both alike.
 
-    .venv/bin/python benchmarks/peers_speed.py                      # encodec_24k dac_16k speechtokenizer snac_24k mimi
+    .venv/bin/python benchmarks/peers_speed.py       # encodec_24k encodec_48k dac_16k speechtokenizer snac_24k mimi
     .venv/bin/python benchmarks/peers_speed.py --peers encodec_24k --rounds 3 --json /tmp/p.json
     .venv/bin/python benchmarks/peers_speed.py --checkpoints /tmp/peer-ckpts --save-only   # for `speechtok eval`
 
@@ -35,12 +35,13 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-# peer_speed name -> the speechtok plugin that loads its official checkpoint
+# peer_speed name -> the speechtok plugin that loads its official checkpoint (encodec_48k is built here: peer_speed
+# has no 48 kHz EnCodec)
 PEERS = {
-    "encodec_24k": "encodec", "dac_16k": "dac", "dac_24k": "dac", "speechtokenizer": "speechtokenizer",
-    "snac_24k": "snac", "mimi": "mimi",
+    "encodec_24k": "encodec", "encodec_48k": "encodec", "dac_16k": "dac", "dac_24k": "dac",
+    "speechtokenizer": "speechtokenizer", "snac_24k": "snac", "mimi": "mimi",
 }
-DEFAULT = "encodec_24k,dac_16k,speechtokenizer,snac_24k,mimi"
+DEFAULT = "encodec_24k,encodec_48k,dac_16k,speechtokenizer,snac_24k,mimi"
 
 
 def main() -> None:
@@ -66,7 +67,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.peers.split(","):
-            (peer,) = ps.build_peers([name])
+            (peer,) = [_encodec_48k(ps)] if name == "encodec_48k" else ps.build_peers([name])
             model = _model_of(peer)
             spec = f"{PEERS[name]}:{_save_official(name, model, peer, (args.checkpoints or Path(tmp)) / name)}"
             if args.save_only:
@@ -96,6 +97,20 @@ def main() -> None:
         args.json.write_text(json.dumps({"environment": env, "rows": rows}, indent=1, default=str))
 
 
+def _encodec_48k(ps, bandwidth: float = 6.0):
+    """The 48 kHz EnCodec as a user of the package runs it, in peer_speed's terms: mono noise on both channels,
+    `model.encode` (1 s segments, each normalised), `model.decode` (stereo, overlap-added)."""
+    from encodec import EncodecModel
+
+    torch.manual_seed(0)
+    m = EncodecModel.encodec_model_48khz(pretrained=False).eval()
+    m.set_target_bandwidth(bandwidth)
+    n_q = m.quantizer.get_num_quantizers_for_bandwidth(m.frame_rate, bandwidth)
+    return ps.Peer(f"encodec_48k@{bandwidth:g}kbps", m.sample_rate, lambda w: m.encode(w.expand(-1, 2, -1)),
+                   m.decode, frame_rate=m.frame_rate, n_codebooks=n_q, codebook_size=m.quantizer.bins,
+                   params_m=ps.count_params(m), notes="encodec 0.1.1, stereo 48 kHz model, mono input on both")
+
+
 def _model_of(peer) -> torch.nn.Module:
     """The model that peer_speed's encode closure runs."""
     cells = [c.cell_contents for c in peer.encode.__closure__ or ()]
@@ -107,9 +122,10 @@ def _save_official(name: str, model, peer, out: Path) -> Path:
     import peer_speed as ps
 
     out.mkdir(parents=True, exist_ok=True)
-    if name == "encodec_24k":
-        torch.save(model.state_dict(), out / "encodec_24khz-d7cc33bc.th")
-        return Path(f"{out / 'encodec_24khz-d7cc33bc.th'}?q={peer.n_codebooks}")
+    if name.startswith("encodec"):
+        file = out / ("encodec_24khz-d7cc33bc.th" if name == "encodec_24k" else "encodec_48khz-7e698e3e.th")
+        torch.save(model.state_dict(), file)
+        return Path(f"{file}?q={peer.n_codebooks}")
     if name.startswith("dac"):
         model.save(str(out / "weights.pth"), package=False)
         return out / "weights.pth"

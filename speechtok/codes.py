@@ -1,5 +1,10 @@
 """`Codes`: integer tokens `[B, Q, T]` with their lengths, timing and the identity of the tokenizer that made them,
-and their file formats (`.npy` + `.json` sidecar, `.pt`, `.safetensors`)."""
+and their file formats (`.npy` + `.json` sidecar, `.pt`, `.safetensors`).
+
+Codecs that encode fixed overlapping segments, each normalised by its own gain (the 48 kHz EnCodec), also give
+`scales` [B, S]: one float per segment that decoding multiplies back. Their codes are the segments' frames one
+after the other, and `tokenizer["segments"]` = {"length", "stride"} in samples says where each segment starts.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ class Codes:
     num_samples: Tensor | None = None  # [B] valid samples at sample_rate (decode trims to them)
     offset: int = 0  # sample index of frame 0's start
     tokenizer: dict = field(default_factory=dict)  # name, family, config_hash
+    scales: Tensor | None = None  # [B, S] float32 gain of each segment (segmented codecs only); 0 past an item's
 
     @property
     def frame_rate(self) -> float:
@@ -50,15 +56,26 @@ class Codes:
         return self.codes[:, start : min(stop, self.num_codebooks)]
 
     def frame_times(self) -> Tensor:
-        """[T] start time in seconds of each frame."""
+        """[T] start time in seconds of each frame (of the longest item, for segmented codes)."""
         frames = torch.arange(self.codes.shape[-1], dtype=torch.float64)
-        return (self.offset + frames * self.hop_length) / self.sample_rate
+        segments = self.tokenizer.get("segments")
+        if segments is None or self.num_samples is None:
+            return (self.offset + frames * self.hop_length) / self.sample_rate
+        starts = [start + f * self.hop_length
+                  for start, n in segment_bounds(int(self.num_samples.max()), **segments)
+                  for f in range(-(-n // self.hop_length))]
+        return torch.tensor(starts[: len(frames)], dtype=torch.float64) / self.sample_rate
 
     def item(self, i: int) -> Codes:
         """Item i of the batch, trimmed to its length: [1, Q, lengths[i]]."""
         n = int(self.lengths[i])
         ns = None if self.num_samples is None else self.num_samples[i : i + 1]
-        return replace(self, codes=self.codes[i : i + 1, :, :n], lengths=self.lengths[i : i + 1], num_samples=ns)
+        scales = None
+        if self.scales is not None:
+            count = len(segment_bounds(int(ns[0]), **self.tokenizer["segments"])) if ns is not None else None
+            scales = self.scales[i : i + 1, :count]
+        return replace(self, codes=self.codes[i : i + 1, :, :n], lengths=self.lengths[i : i + 1], num_samples=ns,
+                       scales=scales)
 
     def metadata(self) -> dict:
         """What travels with a single item's codes in a file."""
@@ -73,6 +90,8 @@ class Codes:
         }
         if self.num_samples is not None:
             meta["num_samples"] = int(self.num_samples[0])
+        if self.scales is not None:  # float32 -> JSON float -> float32 is exact
+            meta["segment_scales"] = [float(v) for v in self.scales[0].tolist()]
         return meta
 
     def save(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
@@ -94,7 +113,8 @@ class Codes:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Codes:
-        """Read a codes file written by `save`. Raises CodesError naming the file and the problem."""
+        """Read a codes file written by `save` (or a de-duplicated units file, its runs expanded). Raises
+        CodesError naming the file and the problem."""
         path = Path(path)
         fmt = path.suffix.lstrip(".")
         if fmt not in CODES_FORMATS:
@@ -117,11 +137,19 @@ class Codes:
             raise CodesError(f"{path}: codes must be an integer array [Q, T], got {arr.dtype} {arr.shape}")
         codes = torch.from_numpy(arr.astype(np.int64))[None]
         ns = meta.get("num_samples")
+        scales = meta.get("segment_scales")
         return cls(
             codes=codes, lengths=torch.tensor([codes.shape[-1]]), sample_rate=int(meta["sample_rate"]),
             hop_length=int(meta["hop_length"]), offset=int(meta.get("offset", 0)),
             num_samples=None if ns is None else torch.tensor([int(ns)]), tokenizer=dict(meta.get("tokenizer", {})),
+            scales=None if scales is None else torch.tensor([scales], dtype=torch.float32),
         )
+
+
+def segment_bounds(num_samples: int, length: int, stride: int) -> list[tuple[int, int]]:
+    """(start, size) in samples of each segment of a segmented codec: one every `stride` samples while the start
+    is inside the signal, each `length` long or cut by the signal's end."""
+    return [(start, min(length, num_samples - start)) for start in range(0, num_samples, stride)]
 
 
 def storage_dtype(codebook_size: int | None) -> type:
@@ -168,6 +196,9 @@ def _read_safetensors(path: Path) -> tuple[np.ndarray, dict]:
 
     with safe_open(str(path), framework="pt") as f:
         meta = (f.metadata() or {}).get("speechtok")
+        if meta is not None and json.loads(meta).get("deduplicated"):  # `speechtok encode --dedup`: runs expanded
+            units, runs = f.get_tensor("units").numpy(), f.get_tensor("run_lengths").numpy()
+            return np.repeat(units, runs)[None], json.loads(meta)
         if meta is None or "codes" not in f.keys():
             raise CodesError(f"{path}: not a speechtok codes file (no 'codes' tensor with speechtok metadata)")
         return f.get_tensor("codes").numpy(), json.loads(meta)

@@ -7,7 +7,8 @@ Layout of `out_dir` (every name but the shards starts with `.`: pyarrow, pandas 
 skip those; `datasets` reads `_`-prefixed files as data, so there are none; polars reads `out_dir/*.parquet`):
 
     part-<part>-<n>.parquet        rows: id, codes list<list<int16>> [Q][T] (int32 past 32767 codes),
-                                   num_frames, duration_s, source_path (+ units, durations with `dedup`)
+                                   num_frames, duration_s, source_path (+ units, durations with `dedup`;
+                                   + segment_scales list<float32> for segmented codecs: the 48 kHz EnCodec)
     .meta.json                     tokenizer identity, config and weights hashes, rates, codebooks, device, dtype,
                                    speechtok version, and the layout (parts, shard size, inputs) a rerun must match
     .failures.tsv                  id, path, error of every file that was skipped
@@ -22,12 +23,12 @@ temp name and renamed, so it exists whole or not at all, and a rerun redoes exac
 tokenizer (config and weights), `n_q`, `dtype`, `num_parts`, `shard_size` and a hash of the item list, so a rerun
 that would change which item goes to which shard is refused instead of writing duplicates or gaps.
 
-Speed: files are read, downmixed and resampled in DataLoader worker processes, `bucket_size` consecutive items of a
-shard at a time; the worker sorts them by length and cuts them into padded batches of at most `batch_seconds`
-of padded audio, `max_batch_size` items and 10% padding, with per-item lengths, so that each item gets the codes
-it gets alone (`Tokenizer.encode(..., lengths=)`; DESIGN.md, "Invariance"). Files longer than the tokenizer's
-`chunk_seconds` are encoded in overlapping chunks by the core, so activations stay bounded; the waveform itself
-is read whole.
+Speed: files are read, downmixed and resampled in DataLoader worker processes (or, with `num_workers=0`, in a
+thread one window ahead), `bucket_size` consecutive items of a shard at a time; the worker sorts them by length
+and cuts them into padded batches of at most `batch_seconds` of padded audio, `max_batch_size` items and 10%
+padding, with per-item lengths, so that each item gets the codes it gets alone (`Tokenizer.encode(...,
+lengths=)`; DESIGN.md, "Invariance"). Files longer than the tokenizer's `chunk_seconds` are encoded in
+overlapping chunks by the core, so activations stay bounded; the waveform itself is read whole.
 
 Bad files (unreadable, empty, shorter than one frame, NaN) are logged in one line, listed in `.failures.tsv` and
 skipped; the run goes on. Errors that are not the file's fault (out of memory, a broken model) stop the run; the
@@ -60,6 +61,7 @@ from .codes import storage_dtype
 from .errors import SpeechtokError, one_line
 from .fileio import atomic_path, write_text
 from .manifest import MANIFEST_SUFFIXES, Item
+from .prefetch import prefetch
 from .tokenizer import Tokenizer
 from .training.data import DataConfig, collect_items
 
@@ -304,10 +306,12 @@ class _Bucketer:
             members = [good[i] for i in group]
             lengths = torch.tensor([m.wav.numel() for m in members])
             frames = -(-int(lengths.max()) // self.hop_length)
-            wav = torch.zeros(len(members), 1, frames * self.hop_length)  # whole frames: encode need not copy it
+            # whole frames (encode need not copy it); numpy, as audio.prepare, keeps torch's threads out of it
+            wav = np.zeros((len(members), 1, frames * self.hop_length), np.float32)
             for row, m in enumerate(members):
-                wav[row, 0, : m.wav.numel()] = m.wav
-            batches.append(_Batch([m.index for m in members], wav, lengths, [m.duration_s for m in members]))
+                wav[row, 0, : m.wav.numel()] = m.wav.numpy()
+            batches.append(_Batch([m.index for m in members], torch.from_numpy(wav), lengths,
+                                  [m.duration_s for m in members]))
         return _Window([item.index for item in loaded], batches, failures)
 
 
@@ -322,7 +326,7 @@ class _Shard:
     start: int
     ids: list[str]
     paths: list[str]
-    rows: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # index -> (codes [Q, T], duration_s)
+    rows: dict[int, tuple] = field(default_factory=dict)  # index -> (codes [Q, T], duration_s, segment scales)
     failures: dict[int, str] = field(default_factory=dict)  # index -> error
     windows_left: int = 0
 
@@ -335,8 +339,9 @@ class _Shard:
         self.failures[index] = error = _strip_source(error, path)
         log.warning("skipped %s: %s", path, error)
 
-    def take(self) -> tuple[list[tuple[str, str, np.ndarray, float]], list[Failure]]:
-        """(rows (id, source_path, codes, duration_s), failures), in item order; the rows are let go."""
+    def take(self) -> tuple[list[tuple], list[Failure]]:
+        """(rows (id, source_path, codes, duration_s, scales or None), failures), in item order; the rows are let
+        go."""
         rows = [(self.ids[i - self.start], self.paths[i - self.start], *self.rows.pop(i))
                 for i in self.indices if i in self.rows]
         failures = [Failure(self.ids[i - self.start], self.paths[i - self.start], self.failures[i])
@@ -363,7 +368,8 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
         together and sorted by length into batches of at most `batch_seconds` of padded audio, `max_batch_size`
         items and 10% padding (`bucket`); the larger, the fewer and fuller the batches, and the more audio each
         worker holds.
-    num_workers: DataLoader worker processes that read and resample (0: in this process).
+    num_workers: DataLoader worker processes that read and resample (0: a thread of this process, one window
+        ahead).
     device: default CUDA when there is one, else CPU; "cuda" means `cuda:LOCAL_RANK` (torchrun's); a given
         Tokenizer stays on its device unless `device` is given.
     dtype: float32, or bfloat16 / float16 under autocast (recorded in `.meta.json`).
@@ -411,11 +417,11 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
             for index, error in window.failures:
                 shard.skip(index, error)
             for batch in window.batches:
-                for index, codes, duration in _encode(tok, batch, n_q, dtype, code_dtype):
+                for index, codes, duration, scales in _encode(tok, batch, n_q, dtype, code_dtype):
                     if isinstance(codes, str):
                         shard.skip(index, codes)
                     else:
-                        shard.rows[index] = (codes, duration)
+                        shard.rows[index] = (codes, duration, scales)
             shard.windows_left -= 1
             if shard.windows_left == 0:
                 rows, failures = shard.take()
@@ -454,7 +460,8 @@ def _windows(tok: Tokenizer, shards: list[_Shard], paths: list[str], bucket_size
         pin_memory=tok.device.type == "cuda",
         collate_fn=_Bucketer(tok.sample_rate, tok.hop_length, int(batch_seconds * tok.sample_rate), max_batch_size),
     )
-    yield from zip(owner, loader)
+    # no workers: read in a thread, one window ahead (decoding and resampling release the GIL)
+    yield from zip(owner, loader if num_workers else prefetch(loader))
 
 
 def _tokenizer(tokenizer: Tokenizer | str | os.PathLike, device: str | torch.device | None) -> Tokenizer:
@@ -471,9 +478,10 @@ def _tokenizer(tokenizer: Tokenizer | str | os.PathLike, device: str | torch.dev
 
 
 def _encode(tok: Tokenizer, batch: _Batch, n_q: int, dtype: str, code_dtype: torch.dtype
-            ) -> Iterator[tuple[int, np.ndarray | str, float]]:
-    """(index, codes [n_q, T] or the error, duration) of each item of a padded batch. If the batch fails with a
-    speechtok error, each item is tried alone, so that only the bad item is skipped."""
+            ) -> Iterator[tuple[int, np.ndarray | str, float, np.ndarray | None]]:
+    """(index, codes [n_q, T] or the error, duration, segment scales [S] of segmented codecs) of each item of a
+    padded batch. If the batch fails with a speechtok error, each item is tried alone, so that only the bad item
+    is skipped."""
     autocast = (torch.autocast(tok.device.type, dtype=DTYPES[dtype]) if dtype != "float32"
                 else contextlib.nullcontext())
     try:
@@ -481,7 +489,7 @@ def _encode(tok: Tokenizer, batch: _Batch, n_q: int, dtype: str, code_dtype: tor
             codes = tok.encode(batch.wav, tok.sample_rate, n_q=n_q, lengths=batch.lengths)
     except SpeechtokError as e:
         if len(batch.indices) == 1:
-            yield batch.indices[0], _one_line(e), batch.durations[0]
+            yield batch.indices[0], _one_line(e), batch.durations[0], None
             return
         for row, index in enumerate(batch.indices):
             n = int(batch.lengths[row])
@@ -490,7 +498,8 @@ def _encode(tok: Tokenizer, batch: _Batch, n_q: int, dtype: str, code_dtype: tor
         return
     tokens = codes.codes.to(code_dtype).cpu().numpy()  # [B, n_q, T]
     for row, index in enumerate(batch.indices):
-        yield index, tokens[row, :, : int(codes.lengths[row])], batch.durations[row]
+        scales = None if codes.scales is None else codes.item(row).scales[0].numpy()
+        yield index, tokens[row, :, : int(codes.lengths[row])], batch.durations[row], scales
 
 
 # -- files -------------------------------------------------------------------------------------------------------
@@ -512,7 +521,7 @@ def _shard_done(out: Path, part: int, shard: _Shard) -> bool:
     return side.is_file() and len(_read_failures(side)) == len(shard.ids)
 
 
-def _write_shard(out: Path, part: int, number: int, rows: list[tuple[str, str, np.ndarray, float]],
+def _write_shard(out: Path, part: int, number: int, rows: list[tuple],
                  failures: list[Failure], meta: dict, dedup: bool) -> None:
     """Failures sidecar first (or its removal), then the Parquet file: a shard that exists is complete."""
     side = _failures_sidecar(out, part, number)
@@ -532,8 +541,9 @@ def _write_parquet(table, path: Path) -> None:
     pq.write_table(table, str(path), compression="zstd")
 
 
-def _table(rows: list[tuple[str, str, np.ndarray, float]], meta: dict, dedup: bool):
-    """rows (id, source_path, codes [Q, T], duration_s) -> a pyarrow Table with the DESIGN.md columns."""
+def _table(rows: list[tuple], meta: dict, dedup: bool):
+    """rows (id, source_path, codes [Q, T], duration_s, scales) -> a pyarrow Table with the DESIGN.md columns
+    (+ `segment_scales` list<float32> for segmented codecs, which decoding needs)."""
     import pyarrow as pa
 
     columns = {
@@ -547,6 +557,8 @@ def _table(rows: list[tuple[str, str, np.ndarray, float]], meta: dict, dedup: bo
         runs = [run_lengths(r[2]) for r in rows]
         columns["units"] = _nested([u for u, _ in runs])
         columns["durations"] = _lists([d for _, d in runs])
+    if "segment_scales" in meta["columns"]:
+        columns["segment_scales"] = pa.array([r[4].tolist() for r in rows], pa.list_(pa.float32()))
     table = pa.table(columns)
     return table.replace_schema_metadata({"speechtok": json.dumps(meta)})
 
@@ -595,7 +607,8 @@ def _meta(tok: Tokenizer, n_q: int, dtype: str, dedup: bool, num_parts: int, sha
         "num_items": num_items,
         "inputs_hash": items_hash,
         "columns": ["id", "codes", "num_frames", "duration_s", "source_path"] + (["units", "durations"] if dedup
-                                                                                else []),
+                                                                                else [])
+        + (["segment_scales"] if getattr(tok, "segments", None) else []),
     }
 
 

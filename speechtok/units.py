@@ -71,10 +71,10 @@ class UnitTokenizer(Tokenizer):
                      hop_length=self.hop_length, num_samples=num_samples.cpu(), offset=self.encoder.offset,
                      tokenizer=self.identity())
 
-    def decode(self, codes: Codes | Tensor) -> Tensor:
+    def decode(self, codes: Codes | Tensor, *, steps: int | None = None, method: str | None = None) -> Tensor:
         """Codes [B, 1, T] -> wav [B, 1, T_samples] through the unit vocoder; zero-padded to the original length
-        (the last < 400 samples of a file have no frame of their own)."""
-        wav = super().decode(codes)
+        (the last < 400 samples of a file have no frame of their own). `steps` / `method` as `Tokenizer.decode`."""
+        wav = super().decode(codes, steps=steps, method=method)
         if isinstance(codes, Codes) and codes.num_samples is not None:
             wav = torch.nn.functional.pad(wav, (0, max(0, int(codes.num_samples.max()) - wav.shape[-1])))
         return wav

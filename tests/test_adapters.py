@@ -5,6 +5,7 @@ is skipped with the reason (.ci/run installs them from .ci/peers.txt)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -76,13 +77,47 @@ def test_encodec_package_24khz(tmp_path):
     assert speechtok.load(f"encodec:{tmp_path}").num_codebooks == 32  # the directory form, all codebooks
 
 
-def test_encodec_48khz_is_refused_with_the_reason(tmp_path):
+def _random_codebooks(rvq, seed: int = 0) -> None:
+    """An untrained package RVQ has zero codebooks (k-means runs on the first batch): give it random ones so
+    that codes differ from frame to frame."""
+    g = torch.Generator().manual_seed(seed)
+    for layer in rvq.vq.layers:
+        book = layer._codebook
+        book.embed.copy_(torch.randn(book.embed.shape, generator=g))
+        book.inited.fill_(1)
+
+
+def test_encodec_package_48khz_segments(tmp_path):
+    """The stereo 48 kHz model: 1 s segments overlapping by 1%, each with its own gain. Codes and gains equal the
+    package's encode (mono input on both channels), audio its decode averaged over channels; the gains travel in
+    codes files; a bare tensor cannot be decoded; a padded batch gives each item its solo codes."""
     encodec = _need("encodec")
-    model = encodec.EncodecModel.encodec_model_48khz(pretrained=False)
+    torch.manual_seed(0)
+    model = encodec.EncodecModel.encodec_model_48khz(pretrained=False).eval()
+    _random_codebooks(model.quantizer)
     file = tmp_path / "encodec_48khz-7e698e3e.th"
     torch.save(model.state_dict(), file)
-    with pytest.raises(CheckpointError, match="segment"):
-        speechtok.load(f"encodec:{file}")
+    tok = speechtok.load(f"encodec:{file}?q=4")
+    assert (tok.sample_rate, tok.frame_rate, tok.num_codebooks, tok.bitrate) == (48000, 150, 4, 6000)
+    model.set_target_bandwidth(6.0)
+    for n in (48000 + 2000, 47600):  # a cut last segment; a first segment the signal's end cuts too
+        wav = _noise(48000, n) * torch.linspace(0.2, 2.0, n)  # loudness changes: the segments' gains differ
+        with torch.no_grad():
+            frames = model.encode(wav.expand(-1, 2, -1))
+            theirs = model.decode(frames).mean(dim=1, keepdim=True)
+        codes = tok.encode(wav, 48000)
+        torch.testing.assert_close(codes.codes, torch.cat([c for c, _ in frames], dim=-1).long(), rtol=0, atol=0)
+        torch.testing.assert_close(codes.scales, torch.cat([s for _, s in frames], dim=-1), rtol=0, atol=0)
+        assert len(set(codes.codes[0, 0].tolist())) > 1 and codes.scales[0, 0] != codes.scales[0, 1]
+        _check_decode(tok.decode(codes), theirs)
+        assert codes.frame_times()[150 if n > 48000 else 149] == pytest.approx(47520 / 48000)
+    saved = speechtok.Codes.load(codes.save(tmp_path / "x.npy"))
+    torch.testing.assert_close(saved.scales, codes.scales, rtol=0, atol=0)
+    torch.testing.assert_close(tok.decode(saved), tok.decode(codes), rtol=0, atol=0)
+    with pytest.raises(speechtok.CodesError, match="per-segment scales"):
+        tok.decode(codes.codes)
+    _check_batch(tok, 48000, 48400)  # the short item has one segment, the long one two
+    assert "48000 samples every 47520" in tok.adapter_info["segments"]
 
 
 def test_encodec_transformers_directory(tmp_path):
@@ -104,6 +139,38 @@ def test_encodec_transformers_directory(tmp_path):
     torch.testing.assert_close(codes.codes, out.audio_codes[0].long(), rtol=0, atol=0)
     _check_decode(tok.decode(codes), theirs)
     _check_batch(tok, 24000, 9600)
+
+
+def _hf_segmented(tmp_path):
+    transformers = _need("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.EncodecConfig(num_filters=4, hidden_size=16, codebook_size=64, codebook_dim=16,
+                                     num_lstm_layers=1, upsampling_ratios=[8, 5, 4, 2], sampling_rate=48000,
+                                     audio_channels=2, target_bandwidths=[3.0, 6.0], normalize=True,
+                                     chunk_length_s=0.04, overlap=0.01)  # 1920-sample chunks every 1900
+    model = transformers.EncodecModel(cfg).eval()
+    model.save_pretrained(tmp_path / "encodec_48k")
+    nq = model.quantizer.get_num_quantizers_for_bandwidth(6.0)
+    return model, f"encodec:{tmp_path / 'encodec_48k'}?q={nq}"
+
+
+def test_encodec_transformers_48khz_style_segments(tmp_path):
+    """A stereo, per-chunk-normalised transformers EnCodec (the layout of facebook/encodec_48khz, tiny and with
+    short chunks): codes, gains and audio equal transformers' own chunked encode / decode."""
+    model, spec = _hf_segmented(tmp_path)
+    tok = speechtok.load(spec)
+    assert tok.segments == {"length": 1920, "stride": 1900}
+    wav = _noise(48000, 5000) * torch.linspace(0.2, 2.0, 5000)
+    with torch.no_grad():
+        out = model.encode(wav.expand(-1, 2, -1), bandwidth=6.0)
+        theirs = model.decode(out.audio_codes, out.audio_scales,
+                              last_frame_pad_length=out.last_frame_pad_length).audio_values.mean(1, keepdim=True)
+    chunks = list(out.audio_codes)
+    chunks[-1] = chunks[-1][..., : chunks[-1].shape[-1] - out.last_frame_pad_length]
+    codes = tok.encode(wav, 48000)
+    torch.testing.assert_close(codes.codes, torch.cat(chunks, dim=-1).long(), rtol=0, atol=0)
+    torch.testing.assert_close(codes.scales, torch.cat(out.audio_scales, dim=-1), rtol=0, atol=0)
+    _check_decode(tok.decode(codes), theirs)
 
 
 # -- DAC --------------------------------------------------------------------------------------------------------
@@ -292,3 +359,27 @@ def test_pretokenize_through_an_adapter(tmp_path):
         row = rows.loc[next(k for k in rows.index if k.endswith(f"u{i}"))]
         alone = tok.encode_file(corpus / f"u{i}.wav").codes[0]
         assert [list(c) for c in row["codes"]] == alone.tolist()
+
+
+def test_pretokenize_keeps_segment_scales(tmp_path):
+    """A segmented codec's dataset rows carry each file's segment gains: codes and gains equal the file's solo
+    encode (in padded batches too), and a row decodes as the solo codes do."""
+    import pandas as pd
+    import soundfile as sf
+
+    _model, spec = _hf_segmented(tmp_path)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, n in enumerate((5000, 4100, 2500)):
+        sf.write(corpus / f"u{i}.wav", (_noise(48000, n, seed=i) * (1 + i))[0, 0].numpy(), 48000)
+    speechtok.pretokenize(spec, corpus, tmp_path / "tokens", num_workers=0)
+    rows = pd.read_parquet(tmp_path / "tokens").set_index("id")
+    tok = speechtok.load(spec)
+    for i in range(3):
+        row = rows.loc[next(k for k in rows.index if k.endswith(f"u{i}"))]
+        alone = tok.encode_file(corpus / f"u{i}.wav")
+        assert [list(c) for c in row["codes"]] == alone.codes[0].tolist()
+        assert list(row["segment_scales"]) == alone.scales[0].tolist()
+        restored = dataclasses.replace(alone, codes=torch.tensor([[list(c) for c in row["codes"]]]),
+                                       scales=torch.tensor([list(row["segment_scales"])]))
+        torch.testing.assert_close(tok.decode(restored), tok.decode(alone), rtol=0, atol=0)

@@ -142,6 +142,12 @@ def test_unit_vocoder_learns_and_decodes(corpus, tmp_path):
     codes = tok.encode(speech(1.0), 16000)
     assert torch.equal(codes.codes, speechtok.load(tmp_path / "units").encode(speech(1.0), 16000).codes)
     assert tok.decode(codes).shape == (1, 1, 16000)
+    fresh = build_task(recipe_from_dict(vocoder_recipe(corpus, tmp_path / "units")))  # the next iteration's start
+    fresh.init_from(tmp_path / "full")
+    torch.testing.assert_close(fresh.generator(fresh.unit_latents(fixed_batch())),
+                               tok.decoder(task.unit_latents(fixed_batch())), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="no unit vocoder"):
+        fresh.init_from(tmp_path / "units")
 
 
 def test_bundled_recipes_build(tmp_path):
@@ -167,3 +173,20 @@ def test_unmasked_weight_adds_the_unmasked_frames(corpus):
     seen = []
     logs = task.step(fixed_batch(), step=0, update=lambda group, loss: seen.append(loss.item()))
     assert seen[0] == pytest.approx(logs["hubert/masked_ce"] + 0.5 * logs["hubert/unmasked_ce"], rel=1e-5)
+
+
+def test_iteration_two_starts_from_iteration_one(corpus, tmp_path):
+    """`train.init_from` an exported HuBERT: the encoder starts with its weights (same features), the head is new;
+    a checkpoint of another model config is refused."""
+    Trainer(recipe_from_dict(hubert_recipe(corpus)), tmp_path / "it1").fit()
+    first = build_task(recipe_from_dict(hubert_recipe(corpus)))
+    Trainer(recipe_from_dict(hubert_recipe(corpus)), tmp_path / "it1").resume()
+    first.export().save(tmp_path / "it1-export")
+    second = build_task(recipe_from_dict(hubert_recipe(corpus)))
+    wav = fixed_batch()[:, 0]
+    assert not torch.allclose(second.net["hubert"](wav)[-1], first.net["hubert"](wav)[-1])
+    second.init_from(tmp_path / "it1-export")
+    torch.testing.assert_close(second.net["hubert"](wav)[-1], first.net["hubert"](wav)[-1], atol=1e-5, rtol=0)
+    other = dict(hubert_recipe(corpus), model={**TINY_HUBERT, "num_hidden_layers": 1})
+    with pytest.raises(ValueError, match="not a HuBERT of this recipe"):
+        build_task(recipe_from_dict(other)).init_from(tmp_path / "it1-export")

@@ -122,6 +122,8 @@ def test_cli_encode_decode_and_dedup(tmp_path):
                "--dedup") == 0
     runs = UnitRuns.load(tmp_path / "a.units.safetensors")
     assert torch.equal(runs.expand(), torch.from_numpy(np.load(tmp_path / "a.npy")[0].astype(np.int64)))
+    assert run("decode", tmp_path / "a.units.safetensors", "-o", tmp_path / "b.out.wav") == 0  # runs expanded
+    np.testing.assert_array_equal(sf.read(tmp_path / "b.out.wav")[0], sf.read(tmp_path / "a.out.wav")[0])
 
 
 BUNDLED = "speechtok-hubert-units"
@@ -141,3 +143,13 @@ def test_bundled_units_tokenizer():
     assert codes.codes.shape == (1, 1, 99)
     assert codes.codes.unique().numel() >= 10  # trained units change with the speech
     assert tok.decode(codes).shape == (1, 1, 32000)
+
+
+def test_latent_features_of_hubert_keep_its_offset():
+    """ABX on the encoder's continuous output (`--features latent`): HuBERT's frames start 40 samples in."""
+    from speechtok.eval.features import latent_features
+
+    feats = latent_features(tiny_units(vocoder=False), speech(1.0).numpy(), 16000)
+    assert feats.offset == 40 and feats.num_frames == (16000 - 400) // 320 + 1
+    with pytest.raises(ValueError, match="takes no steps"):
+        tiny_units().decode(torch.zeros(1, 1, 5, dtype=torch.long), steps=4)

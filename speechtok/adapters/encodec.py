@@ -5,9 +5,13 @@ PATH is either
   makes a `.safetensors` twin of a file that needs a full unpickle), or a directory holding one; or
 - a Hugging Face `EncodecModel` directory (`config.json` + `model.safetensors`, as facebook/encodec_24khz).
 
-`?q=N` exposes the first N of the RVQ's codebooks (the 24 kHz model has 32 = 24 kbps; 8 = 6 kbps).
-Mono models without per-segment normalisation only (24 kHz, Hugging Face 24 / 32 kHz): the 48 kHz model
-rescales each 1 s segment by a float that travels beside its codes, which speechtok's `Codes` cannot carry.
+`?q=N` exposes the first N of the RVQ's codebooks (the 24 kHz model has 32 = 24 kbps; 8 = 6 kbps; the 48 kHz
+model 16 = 24 kbps at 150 frames/s).
+
+The 48 kHz model (`encodec_48khz-7e698e3e.th`) is stereo and encodes 1 s segments overlapping by 1%, each
+normalised by its loudness: it runs as a `SegmentedPeerTokenizer` (mono input goes to both channels, the two
+decoded channels are averaged; each segment's gain travels in `Codes.scales`). A Hugging Face directory with
+`chunk_length_s` (facebook/encodec_48khz) runs the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..errors import CheckpointError
 from ..identity import checkpoint_identity
 from .base import (PeerConfig, PeerParts, PeerTokenizer, arch_json, canonical, finish,
                    hf_files, load_weights, parse_spec, read_json, read_state, require, select_q)
+from .segmented import SegmentedPeerTokenizer, SegmentParts
 
 WEIGHT_SUFFIXES = (".th", ".pt", ".pth", ".bin", ".safetensors")
 # the first conv's weight [filters, channels, 7]: 1 channel = 24 kHz, 2 = 48 kHz (weight-normed in the 24 kHz model)
@@ -52,24 +57,41 @@ def _load_package(file: Path, options: dict, spec: str, device) -> PeerTokenizer
     first = next((state[k] for k in FIRST_CONV if isinstance(state, dict) and k in state), None)
     if first is None:
         raise CheckpointError(f"{file}: not an EnCodec state dict (no {FIRST_CONV[1]})")
-    if first.shape[1] != 1:
-        raise CheckpointError(f"{file}: the stereo 48 kHz EnCodec rescales each 1 s segment by a float that "
-                              "speechtok codes cannot carry; use the 24 kHz model")
     encodec = require("encodec", "encodec", spec)
-    model = encodec.EncodecModel.encodec_model_24khz(pretrained=False)
+    stereo = first.shape[1] == 2
+    factory = "encodec_model_48khz" if stereo else "encodec_model_24khz"
+    model = getattr(encodec.EncodecModel, factory)(pretrained=False)
     load_weights(model, state, file)
     q = select_q(options, spec, model.quantizer.n_q)
     cfg = PeerConfig("encodec", "encodec-package", model.sample_rate, int(model.encoder.hop_length), q,
-                     model.quantizer.bins, canonical({"model": "encodec_model_24khz", "n_q": model.quantizer.n_q}))
-    parts = PeerParts(
-        encode=lambda m, wav: m.encoder(wav),
+                     model.quantizer.bins, canonical({"model": factory, "n_q": model.quantizer.n_q}))
+    parts = PeerParts(  # the bare model forward; mono in, mono out
+        encode=lambda m, wav: m.encoder(wav.expand(-1, m.channels, -1)),
         quantize=lambda m, z, n_q: m.quantizer.vq.encode(z, n_q=n_q).transpose(0, 1),  # [K, B, T] -> [B, K, T]
         dequantize=lambda m, codes: m.quantizer.decode(codes.transpose(0, 1)),
-        decode=lambda m, z: m.decoder(z),
+        decode=lambda m, z: m.decoder(z).mean(dim=1, keepdim=True),
     )
-    tok = PeerTokenizer(model, parts, cfg, dim=model.encoder.dimension, checkpoint=checkpoint_identity([file]),
-                        package="encodec")
+    common = dict(dim=model.encoder.dimension, checkpoint=checkpoint_identity([file]), package="encodec")
+    if not model.normalize:
+        return finish(PeerTokenizer(model, parts, cfg, **common), device)
+    tok = SegmentedPeerTokenizer(model, parts, cfg, **common, segment_length=model.segment_length,
+                                 segment_stride=model.segment_stride,
+                                 segment_parts=SegmentParts(_encode_segment, _decode_segment))
     return finish(tok, device)
+
+
+def _encode_segment(m, wav: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The package's `_encode_frame` at depth n_q: the segment divided by its RMS (+1e-8), encoded."""
+    x = wav.expand(-1, m.channels, -1)
+    gain = x.mean(dim=1, keepdim=True).pow(2).mean(dim=2, keepdim=True).sqrt() + 1e-8  # [B, 1, 1]
+    codes = m.quantizer.vq.encode(m.encoder(x / gain), n_q=n_q).transpose(0, 1)
+    return codes, gain.view(-1)
+
+
+def _decode_segment(m, codes: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """Both packages' `_decode_frame`, channels averaged."""
+    wav = m.decoder(m.quantizer.decode(codes.transpose(0, 1))) * gain.view(-1, 1, 1)
+    return wav.mean(dim=1, keepdim=True)
 
 
 # -- Hugging Face transformers -------------------------------------------------------------------------------------
@@ -79,9 +101,6 @@ def _load_transformers(path: Path, options: dict, spec: str, device) -> PeerToke
     config = read_json(path / "config.json")
     if config.get("model_type") != "encodec":
         raise CheckpointError(f"{path / 'config.json'}: model_type {config.get('model_type')!r}, not 'encodec'")
-    if config.get("normalize") or config.get("chunk_length_s") or config.get("audio_channels", 1) != 1:
-        raise CheckpointError(f"{path}: this EnCodec normalises per segment or is stereo (48 kHz); its per-segment "
-                              "scales cannot travel in speechtok codes. Mono models only (24 kHz, 32 kHz)")
     transformers = require("transformers", "mimi", spec)
     model = transformers.EncodecModel.from_pretrained(path, local_files_only=True)
     mc = model.config
@@ -89,13 +108,26 @@ def _load_transformers(path: Path, options: dict, spec: str, device) -> PeerToke
     q = select_q(options, spec, model.quantizer.num_quantizers)
     cfg = PeerConfig("encodec", "transformers", mc.sampling_rate, hop, q, mc.codebook_size,
                      arch_json(config))
-    parts = PeerParts(encode=lambda m, wav: m.encoder(wav), quantize=_hf_quantize,
+    parts = PeerParts(encode=lambda m, wav: m.encoder(wav.expand(-1, m.config.audio_channels, -1)),
+                      quantize=_hf_quantize,
                       dequantize=lambda m, codes: m.quantizer.decode(codes.transpose(0, 1)),
-                      decode=lambda m, z: m.decoder(z))
-    files = hf_files(path)
-    tok = PeerTokenizer(model, parts, cfg, dim=mc.hidden_size, checkpoint=checkpoint_identity(files),
-                        package="transformers")
+                      decode=lambda m, z: m.decoder(z).mean(dim=1, keepdim=True))
+    common = dict(dim=mc.hidden_size, checkpoint=checkpoint_identity(hf_files(path)), package="transformers")
+    if mc.chunk_length is None:
+        return finish(PeerTokenizer(model, parts, cfg, **common), device)
+    tok = SegmentedPeerTokenizer(model, parts, cfg, **common, segment_length=mc.chunk_length,
+                                 segment_stride=mc.chunk_stride,
+                                 segment_parts=SegmentParts(_hf_encode_segment, _decode_segment))
     return finish(tok, device)
+
+
+def _hf_encode_segment(m, wav: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """transformers' `_encode_frame` at depth n_q (the gain is 1 when the config does not normalise)."""
+    x = wav.expand(-1, m.config.audio_channels, -1)
+    gain = torch.ones(x.shape[0], 1, 1, device=x.device, dtype=x.dtype)
+    if m.config.normalize:
+        gain = x.mean(dim=1, keepdim=True).pow(2).mean(dim=2, keepdim=True).sqrt() + 1e-8
+    return _hf_quantize(m, m.encoder(x / gain), n_q), gain.view(-1)
 
 
 def _hf_quantize(m, z: torch.Tensor, n_q: int) -> torch.Tensor:

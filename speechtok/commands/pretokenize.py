@@ -32,7 +32,8 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda when there is one, else cpu)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                    help="model precision (autocast for the half ones)")
-    p.add_argument("--num-workers", type=int, default=2, help="reader processes (0: read in the main process)")
+    p.add_argument("--num-workers", type=int, default=2,
+                   help="reader processes (0: a reader thread in the main process)")
     p.add_argument("--batch-seconds", type=float, default=200.0, help="padded audio per batch, in seconds")
     p.add_argument("--max-batch-size", type=int, default=64, help="items per batch at most")
     p.add_argument("--bucket-size", type=int, default=128,

@@ -94,7 +94,8 @@ def codes_to_features(tok, codes, layers: int | Sequence[int] = 1) -> FrameFeatu
 
 def latent_features(tok, wav: Tensor | np.ndarray, sample_rate: int) -> FrameFeatures:
     """The encoder's continuous output (before quantization) of mono `wav` at `sample_rate` -> [T, D] features,
-    one frame per hop, frame 0 at sample 0 (the whole-frame padding `Tokenizer.encode` uses)."""
+    one frame per hop, frame 0 at the encoder's `offset` (0 for the codecs, whose whole-frame padding is
+    `Tokenizer.encode`'s; 40 samples for HuBERT's 400-sample windows)."""
     from .. import audio
 
     x = audio.prepare(wav, sample_rate, tok.sample_rate).to(tok.device)  # [1, 1, T]
@@ -102,7 +103,8 @@ def latent_features(tok, wav: Tensor | np.ndarray, sample_rate: int) -> FrameFea
     x = torch.nn.functional.pad(x, (0, frames * tok.hop_length - x.shape[-1]))
     with torch.inference_mode():
         z = tok.encoder(x)  # [1, D, frames]
-    return FrameFeatures(rearrange(z[0], "d t -> t d").float().cpu().numpy(), tok.sample_rate, tok.hop_length, 0)
+    return FrameFeatures(rearrange(z[0], "d t -> t d").float().cpu().numpy(), tok.sample_rate, tok.hop_length,
+                         int(getattr(tok.encoder, "offset", 0)))
 
 
 def mfcc_features(wav: np.ndarray, sample_rate: int, n_mfcc: int = 13) -> FrameFeatures:

@@ -130,6 +130,17 @@ class HubertTask(Task):
             n += int(mask.sum())
         return Validation({"val/masked_ce": ce / max(n, 1), "val/masked_acc": acc / max(n, 1)}, {}, 16000)
 
+    def init_from(self, checkpoint_dir) -> None:
+        """Start from an exported HuBERT (iteration 2 continuing iteration 1 on a small budget): the encoder's
+        weights only; the prediction head stays new, since the targets are other classes."""
+        from ...checkpoint import load_checkpoint
+
+        tok = load_checkpoint(checkpoint_dir)
+        model = getattr(getattr(tok, "encoder", None), "model", None)
+        if not isinstance(model, HubertModel) or model.cfg != self.model_cfg:
+            raise ValueError(f"{checkpoint_dir}: not a HuBERT of this recipe's model config")
+        self.net["hubert"].load_state_dict(model.state_dict())
+
     def export(self) -> Tokenizer:
         cfg = HubertUnitsConfig(hubert=self.model_cfg, layer=self.cfg.export_layer,
                                 kmeans=KMeansConfig(dim=self.model_cfg.hidden_size, codebook_size=1))

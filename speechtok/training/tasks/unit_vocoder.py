@@ -62,6 +62,15 @@ class UnitVocoderTask(GANTask):
         wav_hat = self.generator(self.unit_latents(batch))
         return wav_hat, batch[..., : wav_hat.shape[-1]], {}
 
+    def init_from(self, checkpoint_dir) -> None:
+        """Start from the vocoder of another hubert-units checkpoint (new units of a next HuBERT iteration: the
+        decoder adapts instead of starting over)."""
+        other = load_checkpoint(checkpoint_dir)
+        decoder = getattr(other, "decoder", None)
+        if not isinstance(decoder, VocosDecoder) or decoder.cfg != self.vocoder_cfg:
+            raise ValueError(f"{checkpoint_dir}: no unit vocoder of this recipe's model config")
+        self.generator.load_state_dict(decoder.state_dict())
+
     def export(self) -> Tokenizer:
         tok = build_hubert_units(self.full_cfg, name=self.cfg.name)
         tok.encoder.load_state_dict(copy.deepcopy(self.units.encoder).cpu().state_dict())
