@@ -141,17 +141,31 @@ def test_encodec_transformers_directory(tmp_path):
     _check_batch(tok, 24000, 9600)
 
 
-def _hf_segmented(tmp_path):
+def _hf_segmented(tmp_path, chunk_length_s: float | None = 0.04):
     transformers = _need("transformers")
     torch.manual_seed(0)
     cfg = transformers.EncodecConfig(num_filters=4, hidden_size=16, codebook_size=64, codebook_dim=16,
                                      num_lstm_layers=1, upsampling_ratios=[8, 5, 4, 2], sampling_rate=48000,
                                      audio_channels=2, target_bandwidths=[3.0, 6.0], normalize=True,
-                                     chunk_length_s=0.04, overlap=0.01)  # 1920-sample chunks every 1900
+                                     chunk_length_s=chunk_length_s, overlap=0.01)  # 1920-sample chunks every 1900
     model = transformers.EncodecModel(cfg).eval()
     model.save_pretrained(tmp_path / "encodec_48k")
     nq = model.quantizer.get_num_quantizers_for_bandwidth(6.0)
     return model, f"encodec:{tmp_path / 'encodec_48k'}?q={nq}"
+
+
+def test_encodec_transformers_normalised_without_chunks(tmp_path):
+    """A transformers EnCodec that normalises the whole input (no chunks): one segment per file, its gain kept."""
+    model, spec = _hf_segmented(tmp_path, chunk_length_s=None)
+    tok = speechtok.load(spec)
+    wav = _noise(48000, 3000) * 3
+    with torch.no_grad():
+        out = model.encode(wav.expand(-1, 2, -1), bandwidth=6.0)
+        theirs = model.decode(out.audio_codes, out.audio_scales).audio_values.mean(1, keepdim=True)
+    codes = tok.encode(wav, 48000)
+    torch.testing.assert_close(codes.codes, out.audio_codes[0].long(), rtol=0, atol=0)
+    torch.testing.assert_close(codes.scales, out.audio_scales[0], rtol=0, atol=0)
+    _check_decode(tok.decode(codes), theirs)
 
 
 def test_encodec_transformers_48khz_style_segments(tmp_path):

@@ -11,12 +11,14 @@ model 16 = 24 kbps at 150 frames/s).
 The 48 kHz model (`encodec_48khz-7e698e3e.th`) is stereo and encodes 1 s segments overlapping by 1%, each
 normalised by its loudness: it runs as a `SegmentedPeerTokenizer` (mono input goes to both channels, the two
 decoded channels are averaged; each segment's gain travels in `Codes.scales`). A Hugging Face directory with
-`chunk_length_s` (facebook/encodec_48khz) runs the same way.
+`chunk_length_s` (facebook/encodec_48khz) runs the same way; one that normalises without chunks has one segment
+per file.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -25,7 +27,7 @@ from ..errors import CheckpointError
 from ..identity import checkpoint_identity
 from .base import (PeerConfig, PeerParts, PeerTokenizer, arch_json, canonical, finish,
                    hf_files, load_weights, parse_spec, read_json, read_state, require, select_q)
-from .segmented import SegmentedPeerTokenizer, SegmentParts
+from .segmented import SegmentedPeerTokenizer
 
 WEIGHT_SUFFIXES = (".th", ".pt", ".pth", ".bin", ".safetensors")
 # the first conv's weight [filters, channels, 7]: 1 channel = 24 kHz, 2 = 48 kHz (weight-normed in the 24 kHz model)
@@ -71,27 +73,20 @@ def _load_package(file: Path, options: dict, spec: str, device) -> PeerTokenizer
         dequantize=lambda m, codes: m.quantizer.decode(codes.transpose(0, 1)),
         decode=lambda m, z: m.decoder(z).mean(dim=1, keepdim=True),
     )
-    common = dict(dim=model.encoder.dimension, checkpoint=checkpoint_identity([file]), package="encodec")
-    if not model.normalize:
+    segment = (model.segment_length, model.segment_stride) if model.segment_length else None
+    return _tokenizer(model, parts, cfg, segment, model.normalize, device, dim=model.encoder.dimension,
+                      checkpoint=checkpoint_identity([file]), package="encodec")
+
+
+def _tokenizer(model, parts: PeerParts, cfg: PeerConfig, segment: tuple[int, int] | None, normalize: bool, device,
+               **common) -> PeerTokenizer:
+    """Both formats: a whole-file tokenizer, or a segmented one for models that cut the input into segments
+    (`segment` = (length, stride)) or normalise it (a whole file is then one segment with its gain)."""
+    if segment is None and not normalize:
         return finish(PeerTokenizer(model, parts, cfg, **common), device)
-    tok = SegmentedPeerTokenizer(model, parts, cfg, **common, segment_length=model.segment_length,
-                                 segment_stride=model.segment_stride,
-                                 segment_parts=SegmentParts(_encode_segment, _decode_segment))
-    return finish(tok, device)
-
-
-def _encode_segment(m, wav: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The package's `_encode_frame` at depth n_q: the segment divided by its RMS (+1e-8), encoded."""
-    x = wav.expand(-1, m.channels, -1)
-    gain = x.mean(dim=1, keepdim=True).pow(2).mean(dim=2, keepdim=True).sqrt() + 1e-8  # [B, 1, 1]
-    codes = m.quantizer.vq.encode(m.encoder(x / gain), n_q=n_q).transpose(0, 1)
-    return codes, gain.view(-1)
-
-
-def _decode_segment(m, codes: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
-    """Both packages' `_decode_frame`, channels averaged."""
-    wav = m.decoder(m.quantizer.decode(codes.transpose(0, 1))) * gain.view(-1, 1, 1)
-    return wav.mean(dim=1, keepdim=True)
+    length, stride = segment or (sys.maxsize, sys.maxsize)
+    return finish(SegmentedPeerTokenizer(model, parts, cfg, **common, segment_length=length, segment_stride=stride,
+                                         normalize=normalize), device)
 
 
 # -- Hugging Face transformers -------------------------------------------------------------------------------------
@@ -112,22 +107,9 @@ def _load_transformers(path: Path, options: dict, spec: str, device) -> PeerToke
                       quantize=_hf_quantize,
                       dequantize=lambda m, codes: m.quantizer.decode(codes.transpose(0, 1)),
                       decode=lambda m, z: m.decoder(z).mean(dim=1, keepdim=True))
-    common = dict(dim=mc.hidden_size, checkpoint=checkpoint_identity(hf_files(path)), package="transformers")
-    if mc.chunk_length is None:
-        return finish(PeerTokenizer(model, parts, cfg, **common), device)
-    tok = SegmentedPeerTokenizer(model, parts, cfg, **common, segment_length=mc.chunk_length,
-                                 segment_stride=mc.chunk_stride,
-                                 segment_parts=SegmentParts(_hf_encode_segment, _decode_segment))
-    return finish(tok, device)
-
-
-def _hf_encode_segment(m, wav: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """transformers' `_encode_frame` at depth n_q (the gain is 1 when the config does not normalise)."""
-    x = wav.expand(-1, m.config.audio_channels, -1)
-    gain = torch.ones(x.shape[0], 1, 1, device=x.device, dtype=x.dtype)
-    if m.config.normalize:
-        gain = x.mean(dim=1, keepdim=True).pow(2).mean(dim=2, keepdim=True).sqrt() + 1e-8
-    return _hf_quantize(m, m.encoder(x / gain), n_q), gain.view(-1)
+    segment = (mc.chunk_length, mc.chunk_stride) if mc.chunk_length else None
+    return _tokenizer(model, parts, cfg, segment, mc.normalize, device, dim=mc.hidden_size,
+                      checkpoint=checkpoint_identity(hf_files(path)), package="transformers")
 
 
 def _hf_quantize(m, z: torch.Tensor, n_q: int) -> torch.Tensor:

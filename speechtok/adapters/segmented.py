@@ -1,19 +1,17 @@
 """Peers that encode fixed, slightly overlapping segments, each normalised by its own gain (the 48 kHz EnCodec).
 
-Their codes are the segments' frames one after the other, with one float per segment in `Codes.scales` (it
-travels in codes files and pre-tokenized datasets too); decoding runs each segment, multiplies its gain back and
+Each segment is divided by its RMS (+1e-8) and run through the peer's bare encoder and quantizer; its codes are
+the segments' frames one after the other, with one float per segment in `Codes.scales` (it travels in codes files
+and pre-tokenized datasets too). Decoding runs each segment through the decoder, multiplies its gain back and
 cross-fades the overlaps linearly, as the peer's own decode does. Segments start every `stride` samples while the
 start is inside the signal (`codes.segment_bounds`), so a file's codes never depend on the rest of its batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import audio
 from ..codes import Codes, segment_bounds
@@ -21,22 +19,15 @@ from ..errors import AudioError, CodesError
 from .base import PeerTokenizer
 
 
-@dataclass(frozen=True)
-class SegmentParts:
-    """How the peer encodes and decodes one segment. Each function gets the peer model first."""
-
-    encode: Callable[[nn.Module, Tensor, int], tuple[Tensor, Tensor]]  # wav [B, 1, L], n_q -> codes, gain [B]
-    decode: Callable[[nn.Module, Tensor, Tensor], Tensor]  # codes [B, q, t], gain [B] -> wav [B, 1, >= L]
-
-
 class SegmentedPeerTokenizer(PeerTokenizer):
-    """A `PeerTokenizer` whose encode and decode go segment by segment. Its `encoder` / `quantizer` / `decoder`
-    parts stay the bare model forward (what the speed benchmark times), without segmenting or gains."""
+    """A `PeerTokenizer` whose encode and decode go segment by segment, around its `encoder` / `quantizer` /
+    `decoder` parts (the bare model forward, which the speed benchmark times). `normalize=False`: every gain
+    is 1."""
 
-    def __init__(self, *args, segment_parts: SegmentParts, segment_length: int, segment_stride: int, **kwargs):
+    def __init__(self, *args, segment_length: int, segment_stride: int, normalize: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.segment_parts = segment_parts
         self.segments = {"length": int(segment_length), "stride": int(segment_stride)}
+        self.normalize = normalize
         self.adapter_info["segments"] = (f"{segment_length} samples every {segment_stride}, each normalised by its "
                                          "own gain (Codes.scales); decode cross-fades the overlaps")
 
@@ -70,9 +61,13 @@ class SegmentedPeerTokenizer(PeerTokenizer):
 
     def _encode_segments(self, x: Tensor, n_q: int) -> tuple[Tensor, Tensor]:
         """x [B, 1, N] -> codes [B, n_q, F] (the segments' frames in order), gains [B, S]."""
-        pieces = [self.segment_parts.encode(self.peer, x[..., start : start + size], n_q)
-                  for start, size in segment_bounds(x.shape[-1], **self.segments)]
-        return torch.cat([c.long() for c, _ in pieces], dim=-1), torch.stack([g for _, g in pieces], dim=-1)
+        codes, gains = [], []
+        for start, size in segment_bounds(x.shape[-1], **self.segments):
+            segment = x[..., start : start + size]
+            gain = segment.pow(2).mean(dim=(1, 2)).sqrt() + 1e-8 if self.normalize else segment.new_ones(len(x))
+            codes.append(self._forward_codes(segment / gain[:, None, None], None, n_q))
+            gains.append(gain)
+        return torch.cat(codes, dim=-1), torch.stack(gains, dim=-1)
 
     def decode(self, codes: Codes | Tensor, *, steps: int | None = None, method: str | None = None) -> Tensor:
         """Codes from `encode` (or a codes file) -> wav [B, 1, T]; bare code tensors lack the segment gains."""
@@ -100,7 +95,8 @@ class SegmentedPeerTokenizer(PeerTokenizer):
                              f"frames; the codes have {scales.shape[-1]} scales and {tokens.shape[-1]} frames")
         pieces, first = [], 0
         for k, count in enumerate(frames):
-            pieces.append(self.segment_parts.decode(self.peer, tokens[..., first : first + count], scales[:, k]))
+            wav = self.decoder(self.quantizer.decode(tokens[..., first : first + count]))
+            pieces.append(wav * scales[:, k, None, None])
             first += count
         return linear_overlap_add(pieces, self.segments["stride"])[..., :num_samples]
 
