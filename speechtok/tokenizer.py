@@ -100,13 +100,7 @@ class Tokenizer(nn.Module):
         gets the codes it gets alone.
         """
         n_q = self._check_n_q(n_q)
-        x = audio.prepare(wav, sample_rate, self.sample_rate).to(self.device)  # [B, 1, T]
-        num_samples = self._lengths_at_rate(lengths, x, sample_rate)
-        if int(num_samples.min()) < self.hop_length:
-            raise AudioError(
-                f"audio too short: {int(num_samples.min())} samples at {self.sample_rate} Hz; one frame needs "
-                f"{self.hop_length} ({1000 * self.hop_length / self.sample_rate:g} ms)"
-            )
+        x, num_samples = self._input(wav, sample_rate, lengths, self.hop_length)
         frames = (num_samples + self.hop_length - 1) // self.hop_length
         with torch.inference_mode():
             codes = self._encode_frames(x, num_samples if lengths is not None else None, int(frames.max()), n_q)
@@ -115,6 +109,17 @@ class Tokenizer(nn.Module):
 
     def encode_file(self, path: str | os.PathLike, n_q: int | None = None) -> Codes:
         return self.encode(audio.load(path, self.sample_rate), self.sample_rate, n_q=n_q)
+
+    def _input(self, wav: Tensor | np.ndarray, sample_rate: int, lengths: Tensor | None, min_samples: int,
+               frame: str = "frame") -> tuple[Tensor, Tensor]:
+        """What every encode starts with: the input as mono [B, 1, T] at this rate on this device, and each item's
+        valid samples [B] (at this rate); an item shorter than `min_samples` (one `frame`) is an AudioError."""
+        x = audio.prepare(wav, sample_rate, self.sample_rate).to(self.device)
+        num_samples = self._lengths_at_rate(lengths, x, sample_rate)
+        if int(num_samples.min()) < min_samples:
+            raise AudioError(f"audio too short: {int(num_samples.min())} samples at {self.sample_rate} Hz; one "
+                             f"{frame} needs {min_samples} ({1000 * min_samples / self.sample_rate:g} ms)")
+        return x, num_samples
 
     def _lengths_at_rate(self, lengths: Tensor | None, x: Tensor, sample_rate: int) -> Tensor:
         full = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long)

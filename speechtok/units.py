@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import audio
 from .codecs.hubert import HubertEncoder
 from .codes import CODES_FORMAT_VERSION, Codes
-from .errors import AudioError, CodesError
+from .errors import CodesError
 from .quantizers.kmeans import KMeans
 from .tokenizer import Tokenizer
 from .vocoders.base import Decoder
@@ -46,28 +45,25 @@ class UnitTokenizer(Tokenizer):
     def features(self, wav: Tensor | np.ndarray, sample_rate: int, layer: int | None = None,
                  lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """HuBERT features of `layer` (default: the units' layer) -> ([B, D, T_frames], frames [B])."""
-        x = audio.prepare(wav, sample_rate, self.sample_rate).to(self.device)  # [B, 1, T]
-        num_samples = self._lengths_at_rate(lengths, x, sample_rate)
-        if int(num_samples.min()) < self.encoder.model.cfg.window:
-            raise AudioError(f"audio too short: {int(num_samples.min())} samples at {self.sample_rate} Hz; one "
-                             f"HuBERT frame needs {self.encoder.model.cfg.window} "
-                             f"({1000 * self.encoder.model.cfg.window / self.sample_rate:g} ms)")
-        if lengths is not None:  # zero past each item's end: batch padding must read as silence
+        x, num_samples = self._input(wav, sample_rate, lengths, self.encoder.model.cfg.window, "HuBERT frame")
+        return self._features(x, num_samples if lengths is not None else None, layer), self.num_frames(num_samples)
+
+    def _features(self, x: Tensor, num_samples: Tensor | None, layer: int | None = None) -> Tensor:
+        """x [B, 1, T] (a padded batch when `num_samples` are given) -> [B, D, T_frames]"""
+        if num_samples is not None:  # zero past each item's end: batch padding must read as silence
             x = x * (torch.arange(x.shape[-1], device=x.device) < num_samples.to(x.device)[:, None, None])
         with torch.inference_mode():
-            feats = self.encoder(x, num_samples.to(x.device) if lengths is not None else None, layer=layer)
-        return feats, self.num_frames(num_samples)
+            return self.encoder(x, None if num_samples is None else num_samples.to(x.device), layer=layer)
 
     def encode(self, wav: Tensor | np.ndarray, sample_rate: int, n_q: int | None = None,
                lengths: Tensor | None = None) -> Codes:
         """wav [T], [C, T] or [B, C, T] -> Codes [B, 1, floor((T - 400) / 320) + 1], offset 40 samples."""
         self._check_n_q(n_q)
-        x = audio.prepare(wav, sample_rate, self.sample_rate)
-        num_samples = self._lengths_at_rate(lengths, x, sample_rate)
-        feats, frames = self.features(x, self.sample_rate, lengths=None if lengths is None else num_samples)
+        x, num_samples = self._input(wav, sample_rate, lengths, self.encoder.model.cfg.window, "HuBERT frame")
+        feats = self._features(x, num_samples if lengths is not None else None)
         with torch.inference_mode():
             codes = self.quantizer.encode(feats)
-        return Codes(codes=codes.cpu(), lengths=frames.cpu(), sample_rate=self.sample_rate,
+        return Codes(codes=codes.cpu(), lengths=self.num_frames(num_samples).cpu(), sample_rate=self.sample_rate,
                      hop_length=self.hop_length, num_samples=num_samples.cpu(), offset=self.encoder.offset,
                      tokenizer=self.identity())
 

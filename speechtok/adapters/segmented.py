@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import audio
 from ..codes import Codes, segment_bounds
-from ..errors import AudioError, CodesError
+from ..errors import CodesError
 from .base import PeerTokenizer
 
 
@@ -38,11 +37,7 @@ class SegmentedPeerTokenizer(PeerTokenizer):
                lengths: Tensor | None = None) -> Codes:
         """As `Tokenizer.encode`; the Codes also carry each segment's gain in `scales` [B, S]."""
         n_q = self._check_n_q(n_q)
-        x = audio.prepare(wav, sample_rate, self.sample_rate).to(self.device)  # [B, 1, T]
-        num_samples = self._lengths_at_rate(lengths, x, sample_rate)
-        if int(num_samples.min()) < self.hop_length:
-            raise AudioError(f"audio too short: {int(num_samples.min())} samples at {self.sample_rate} Hz; one "
-                             f"frame needs {self.hop_length}")
+        x, num_samples = self._input(wav, sample_rate, lengths, self.hop_length)
         with torch.inference_mode():
             if bool((num_samples == x.shape[-1]).all()):  # equal lengths: the segments line up across the batch
                 codes, scales = self._encode_segments(x, n_q)
