@@ -97,6 +97,3 @@ class UnitTargets(nn.Module):
     @torch.no_grad()
     def forward(self, wav: Tensor) -> Tensor:
         return self.tokenizer.quantizer.encode(self.tokenizer.encoder(wav))[:, 0]
-
-    def train(self, mode: bool = True):  # the teacher stays in eval mode
-        return super().train(False)

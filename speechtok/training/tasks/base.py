@@ -49,11 +49,18 @@ class Task(ABC):
         """Start from the weights of an inference checkpoint (tasks that can, override this)."""
         raise NotImplementedError(f"{type(self).__name__} cannot start from an inference checkpoint")
 
+    def frozen(self) -> dict[str, nn.Module]:
+        """Modules the task uses but does not train (a teacher, a target model, a loss with buffers): they move
+        with the task and stay in eval mode."""
+        return {}
+
     def to(self, device) -> Task:
-        for module in self.modules().values():
+        for module in [*self.modules().values(), *self.frozen().values()]:
             module.to(device)
         return self
 
     def train(self) -> None:
         for module in self.modules().values():
             module.train()
+        for module in self.frozen().values():
+            module.eval()

@@ -40,10 +40,8 @@ class FlowTask(Task):
     def modules(self) -> dict[str, nn.Module]:
         return {"decoder": self.decoder}
 
-    def to(self, device) -> FlowTask:
-        super().to(device)
-        self.base.to(device)
-        return self
+    def frozen(self) -> dict[str, nn.Module]:
+        return {"base": self.base}
 
     @torch.no_grad()
     def condition(self, batch: Tensor) -> Tensor:

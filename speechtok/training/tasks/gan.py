@@ -36,10 +36,8 @@ class GANTask(Task):
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
-    def to(self, device) -> GANTask:
-        super().to(device)
-        self.mel_loss.to(device)
-        return self
+    def frozen(self) -> dict[str, nn.Module]:
+        return {"mel_loss": self.mel_loss}
 
     def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
         wav_hat, wav, losses = self.reconstruct(batch)

@@ -85,10 +85,8 @@ class HubertTask(Task):
     def modules(self) -> dict[str, nn.Module]:
         return {"hubert": self.net}
 
-    def to(self, device) -> HubertTask:
-        super().to(device)
-        self.targets.to(device)
-        return self
+    def frozen(self) -> dict[str, nn.Module]:
+        return {"targets": self.targets}
 
     def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
         with torch.no_grad():

@@ -53,14 +53,8 @@ class SpeechTokenizerTask(CodecTask):
             raise ValueError(f"teacher_layers {layers} outside 0..{self.teacher.num_layers}")
         self.layers = layers
 
-    def to(self, device) -> SpeechTokenizerTask:
-        super().to(device)
-        self.teacher.to(device)
-        return self
-
-    def train(self) -> None:
-        super().train()
-        self.teacher.eval()
+    def frozen(self) -> dict[str, torch.nn.Module]:
+        return {**super().frozen(), "teacher": self.teacher}
 
     @torch.no_grad()
     def teacher_features(self, batch: Tensor) -> Tensor:

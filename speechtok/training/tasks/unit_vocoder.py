@@ -44,14 +44,8 @@ class UnitVocoderTask(GANTask):
         super().__init__(self.units.sample_rate, self.cfg.discriminator, self.cfg.adversarial_start,
                          self.cfg.loss_weights, GAN_WEIGHTS)
 
-    def to(self, device) -> UnitVocoderTask:
-        super().to(device)
-        self.units.to(device)
-        return self
-
-    def train(self) -> None:
-        super().train()
-        self.units.eval()  # frozen: its units must be those of inference
+    def frozen(self) -> dict[str, torch.nn.Module]:
+        return {**super().frozen(), "units": self.units}  # eval mode: its units must be those of inference
 
     def unit_latents(self, batch: Tensor) -> Tensor:
         """wav [B, 1, T] -> centroids of its units [B, D, F] (what the decoder gets at inference)."""
