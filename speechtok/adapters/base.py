@@ -67,6 +67,17 @@ def parse_spec(spec: str | None, peer: str) -> tuple[Path, dict[str, str]]:
     return path, options
 
 
+def single_file(path: Path, suffixes: tuple[str, ...], what: str, prefix: str = "") -> Path:
+    """`path` itself when it is a file; else the one file in the directory named `prefix*` with one of
+    `suffixes` (a CheckpointError naming what was found otherwise)."""
+    if path.is_file():
+        return path
+    found = sorted(p for p in path.iterdir() if p.name.startswith(prefix) and p.suffix in suffixes)
+    if len(found) != 1:
+        raise CheckpointError(f"{path}: expected one {what}, found {[p.name for p in found] or 'none'}")
+    return found[0]
+
+
 def int_option(options: dict[str, str], key: str, spec: str) -> int | None:
     if key not in options:
         return None

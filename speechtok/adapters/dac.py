@@ -12,16 +12,12 @@ import inspect
 from ..errors import CheckpointError
 from ..identity import checkpoint_identity
 from .base import (PeerConfig, PeerParts, PeerTokenizer, canonical, finish, load_weights,
-                   parse_spec, read_state, require, select_q)
+                   parse_spec, read_state, require, select_q, single_file)
 
 
 def load(spec: str | None, device=None) -> PeerTokenizer:
     path, options = parse_spec(spec, "dac")
-    if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix in (".pth", ".pt", ".safetensors"))
-        if len(found) != 1:
-            raise CheckpointError(f"{path}: expected one DAC weights file (.pth), found {[p.name for p in found]}")
-        path = found[0]
+    path = single_file(path, (".pth", ".pt", ".safetensors"), "DAC weights file (.pth)")
     obj = read_state(path)
     kwargs = obj.get("metadata", {}).get("kwargs") if isinstance(obj, dict) else None
     if not isinstance(kwargs, dict) or "state_dict" not in obj:

@@ -26,7 +26,7 @@ import torch
 from ..errors import CheckpointError
 from ..identity import checkpoint_identity
 from .base import (PeerConfig, PeerParts, PeerTokenizer, arch_json, canonical, finish,
-                   hf_files, load_weights, parse_spec, read_json, read_state, require, select_q)
+                   hf_files, load_weights, parse_spec, read_json, read_state, require, select_q, single_file)
 from .segmented import SegmentedPeerTokenizer
 
 WEIGHT_SUFFIXES = (".th", ".pt", ".pth", ".bin", ".safetensors")
@@ -38,17 +38,8 @@ def load(spec: str | None, device=None) -> PeerTokenizer:
     path, options = parse_spec(spec, "encodec")
     if path.is_dir() and (path / "config.json").is_file():
         return _load_transformers(path, options, spec, device)
-    return _load_package(_weights_file(path), options, spec, device)
-
-
-def _weights_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    found = sorted(p for p in path.iterdir() if p.name.startswith("encodec_") and p.suffix in WEIGHT_SUFFIXES)
-    if len(found) != 1:
-        raise CheckpointError(f"{path}: expected one encodec_*.th checkpoint or a Hugging Face config.json, "
-                              f"found {[p.name for p in found] or 'none'}")
-    return found[0]
+    file = single_file(path, WEIGHT_SUFFIXES, "encodec_*.th checkpoint or a Hugging Face config.json", "encodec_")
+    return _load_package(file, options, spec, device)
 
 
 # -- the `encodec` package ----------------------------------------------------------------------------------------

@@ -14,14 +14,14 @@ from __future__ import annotations
 from ..errors import CheckpointError
 from ..hybrid import HybridTokenizer, speechtokenizer_from_release
 from ..identity import checkpoint_identity
-from .base import parse_spec, read_json, read_state, select_q
+from .base import parse_spec, read_json, read_state, select_q, single_file
 
 
 def load(spec: str | None, device=None) -> HybridTokenizer:
     path, options = parse_spec(spec, "speechtokenizer")
     directory = path if path.is_dir() else path.parent
     config = read_json(directory / "config.json")
-    weights = path if path.is_file() else _weights(directory)
+    weights = single_file(path, (".pt", ".pth", ".safetensors"), ".pt state dict beside config.json")
     if "n_q" not in config or "strides" not in config:
         raise CheckpointError(f"{directory / 'config.json'}: not a SpeechTokenizer config (no n_q / strides)")
     q = select_q(options, spec, config["n_q"])
@@ -32,11 +32,3 @@ def load(spec: str | None, device=None) -> HybridTokenizer:
                         "implementation": "native (speechtok.hybrid)", "checkpoint": tok.checkpoint,
                         "batching": "per item: reflect padding and the BiLSTM see where each item ends"}
     return tok.to(device or "cpu")
-
-
-def _weights(directory):
-    found = sorted(p for p in directory.iterdir() if p.suffix in (".pt", ".pth", ".safetensors"))
-    if len(found) != 1:
-        raise CheckpointError(f"{directory}: expected one .pt state dict beside config.json, "
-                              f"found {[p.name for p in found] or 'none'}")
-    return found[0]
