@@ -29,6 +29,13 @@ def fold_weight_norm(model: nn.Module) -> nn.Module:
     return model
 
 
+def folded_weight(g: Tensor, v: Tensor) -> Tensor:
+    """A weight-normed layer's stored magnitude `g` and direction `v` -> its weight g * v / ||v||, the norm over
+    every axis where `g` has size 1 (so any `dim` of torch's weight_norm)."""
+    dims = [i for i in range(v.ndim) if g.shape[i] == 1]
+    return g * v / torch.linalg.vector_norm(v, dim=dims, keepdim=True)
+
+
 def autocast_off(x: Tensor) -> torch.autocast:
     """Mixed precision off on x's device, for FFTs (cuFFT has no bfloat16), exp and polar: run them in float32."""
     return torch.autocast(x.device.type, enabled=False)

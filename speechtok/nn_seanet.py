@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .nn import maybe_weight_norm
+from .nn import folded_weight, maybe_weight_norm
 
 
 class _Conv(nn.Module):  # the official NormConv1d wrapper: one level of nesting, `conv`
@@ -124,7 +123,7 @@ def fold_weight_norm_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     for key, value in state.items():
         if key.endswith(".weight_g"):
             base = key[: -len("_g")]
-            out[base] = torch._weight_norm(state[base + "_v"], value, 0)
+            out[base] = folded_weight(value, state[base + "_v"])
         elif not key.endswith(".weight_v"):
             out[key] = value
     return out

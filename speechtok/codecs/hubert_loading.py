@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..checkpoint import read_json
 from ..errors import CheckpointError
+from ..nn import folded_weight
 from .hubert import HubertConfig, HubertModel
 
 # Everything a fairseq HuBERT checkpoint may hold besides tensors and containers: its `args` namespace.
@@ -91,14 +92,8 @@ def hf_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     for g_key, v_key in (("parametrizations.weight.original0", "parametrizations.weight.original1"),
                          ("weight_g", "weight_v")):
         if prefix + g_key in state:
-            state[prefix + "weight"] = _fold(state.pop(prefix + g_key), state.pop(prefix + v_key))
+            state[prefix + "weight"] = folded_weight(state.pop(prefix + g_key), state.pop(prefix + v_key))
     return state
-
-
-def _fold(g: Tensor, v: Tensor) -> Tensor:
-    """weight_norm(dim=d): w = g * v / ||v||, the norm over every axis but the one where g is not 1."""
-    dims = [i for i in range(v.ndim) if g.shape[i] == 1]
-    return g * v / v.norm(dim=dims, keepdim=True)
 
 
 # -- fairseq ---------------------------------------------------------------------------------------------------
@@ -191,7 +186,7 @@ def fairseq_state(state: dict[str, Tensor], cfg: HubertConfig) -> dict[str, Tens
         out[key] = t
     p = "encoder.pos_conv_embed.conv."
     if p + "weight_g" in out:
-        out[p + "weight"] = _fold(out.pop(p + "weight_g"), out.pop(p + "weight_v"))
+        out[p + "weight"] = folded_weight(out.pop(p + "weight_g"), out.pop(p + "weight_v"))
     if "feature_projection.projection.weight" not in out and cfg.conv_dim[-1] == cfg.hidden_size:
         # fairseq leaves the projection out when the widths agree: it is the identity
         out["feature_projection.projection.weight"] = torch.eye(cfg.hidden_size)
