@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..quantizers.kmeans import nearest
+from ..quantizers.kmeans import KMeans, KMeansConfig
 from ..vocoders.mel import mel_filterbank
 
 
@@ -70,17 +70,16 @@ class KMeansTargets(nn.Module):
     def __init__(self, features: nn.Module, centroids: Tensor):
         super().__init__()
         self.features = features
-        self.register_buffer("centroids", centroids.float())
+        self.kmeans = KMeans(KMeansConfig(dim=centroids.shape[1], codebook_size=centroids.shape[0]))
+        self.kmeans.centroids.copy_(centroids)
 
     @property
     def num_classes(self) -> int:
-        return self.centroids.shape[0]
+        return self.kmeans.codebook_size
 
     @torch.no_grad()
     def forward(self, wav: Tensor) -> Tensor:
-        feats = self.features(wav)  # [B, D, T']
-        idx = nearest(rearrange(feats, "b d t -> (b t) d"), self.centroids)
-        return rearrange(idx, "(b t) -> b t", b=wav.shape[0])
+        return self.kmeans.encode(self.features(wav))[:, 0]
 
 
 class UnitTargets(nn.Module):
