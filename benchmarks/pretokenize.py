@@ -7,7 +7,10 @@ spread evenly over the two lists) it prints, for each `--workers` value, audio s
 - end to end: `speechtok.pretokenize(tok, files, fresh_dir, num_workers=W)`: listing, reading, resampling,
   bucketing, padding, encoding and Parquet writing (the model is loaded beforehand, outside the clock);
 - the model: `Tokenizer._forward_codes` alone on the very batches the pipeline forms (same windows, same
-  bucketing, audio read and padded beforehand, outside the clock), timed before and after the end-to-end runs;
+  bucketing, audio read and padded beforehand, outside the clock), timed before and after the end-to-end runs,
+  after a warm-up pass (on CUDA over every batch: each new shape pays its first-call costs);
+- reading alone: the pipeline's own DataLoader (reading, resampling, bucketing, padding in its workers) with no
+  model, the floor under the end-to-end time;
 
 and the overhead, end-to-end wall time over the model's (the mean of its two runs) minus 1. The target is at most
 15%. CPU seconds (this process and its finished children: the DataLoader workers) are printed beside the wall
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--bucket-size", type=int, default=128)
     ap.add_argument("--shard-size", type=int, default=1000)
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="write a cProfile of the end-to-end run with the most workers here (pstats text)")
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -67,14 +72,18 @@ def main(argv: list[str] | None = None) -> None:
     load_start = os.getloadavg()
 
     batches, seconds = _batches(tok, files, args)
-    _forward(tok, batches[:1])  # warm-up (and cuDNN autotuning)
+    _forward(tok, batches if tok.device.type == "cuda" else batches[:1])  # warm-up (and cuDNN autotuning)
     model = [_timed(_forward, tok, batches)]
-    rows = []
-    for workers in (int(w) for w in args.workers.split(",") if w):
+    rows, reads = [], []
+    worker_counts = [int(w) for w in args.workers.split(",") if w]
+    for workers in worker_counts:
+        reads.append((workers, *_timed(_read_only, tok, files, workers, args)))
+        profile = args.profile if args.profile and workers == max(worker_counts) else None
         with tempfile.TemporaryDirectory() as out:
-            (wall, cpu), result = _timed(pretokenize, tok, files, out, num_workers=workers, num_parts=1, part=0,
-                                         batch_seconds=args.batch_seconds, max_batch_size=args.max_batch_size,
-                                         bucket_size=args.bucket_size, shard_size=args.shard_size, result=True)
+            (wall, cpu), result = _timed(_profiled, profile, pretokenize, tok, files, out, num_workers=workers,
+                                         num_parts=1, part=0, batch_seconds=args.batch_seconds,
+                                         max_batch_size=args.max_batch_size, bucket_size=args.bucket_size,
+                                         shard_size=args.shard_size, result=True)
         rows.append((workers, wall, cpu, result))
     model.append(_timed(_forward, tok, batches))
     load_end = os.getloadavg()
@@ -96,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|")
     print(f"| model forward (before, after) | - | {model[0][0]:.2f}, {model[1][0]:.2f} | {seconds / model_s:.1f} | - | "
           f"{model[0][1]:.2f}, {model[1][1]:.2f} | - |")
-    for workers, wall, cpu, result in rows:
+    for (workers, wall, cpu, result), (_, read_wall, read_cpu) in zip(rows, reads):
+        print(f"| reading alone (no model) | {workers} | {read_wall:.2f} | {seconds / read_wall:.1f} | "
+              f"{100 * (read_wall / model_s - 1):+.1f}% | {read_cpu:.2f} | {100 * (read_cpu / model_cpu - 1):+.1f}% |")
         print(f"| pretokenize end to end | {workers} | {wall:.2f} | {seconds / wall:.1f} | "
               f"{100 * (wall / model_s - 1):+.1f}% | {cpu:.2f} | {100 * (cpu / model_cpu - 1):+.1f}% |")
         assert result.rows + len(result.failures) == len(files)
@@ -153,6 +164,33 @@ def _forward(tok: Tokenizer, batches) -> None:
             tok._forward_codes(x, frames, tok.num_codebooks)
         if tok.device.type == "cuda":
             torch.cuda.synchronize()
+
+
+def _read_only(tok: Tokenizer, files: list[Path], workers: int, args) -> None:
+    """The pipeline's reading alone: its DataLoader's windows (read, resampled, bucketed, padded), no model."""
+    from speechtok.pretokenize import _Shard, _windows
+
+    paths = [str(f) for f in files]
+    shards = [_Shard(n, a, paths[a : a + args.shard_size], paths[a : a + args.shard_size])
+              for n, a in enumerate(range(0, len(paths), args.shard_size))]
+    for _ in _windows(tok, shards, paths, args.bucket_size, args.batch_seconds, args.max_batch_size, workers):
+        pass
+
+
+def _profiled(path: Path | None, fn, *args, **kwargs):
+    """fn(...), under cProfile when `path` (its 30 costliest calls by cumulative time go there as text)."""
+    if path is None:
+        return fn(*args, **kwargs)
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    out = prof.runcall(fn, *args, **kwargs)
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(30)
+    path.write_text(text.getvalue())
+    return out
 
 
 def _timed(fn, *args, result: bool = False, **kwargs):

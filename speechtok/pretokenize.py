@@ -251,16 +251,39 @@ class _Batch:
 
 @dataclass
 class _Window:
-    """`bucket_size` consecutive items of one shard, read, resampled and cut into padded batches."""
+    """`bucket_size` consecutive items of one shard, read, resampled and cut into padded batches, whose audio are
+    views of one buffer `audio`."""
 
     indices: list[int]
     batches: list[_Batch]
     failures: list[tuple[int, str]]
+    audio: Tensor  # [N] float32: every batch's samples
+
+    def __reduce__(self):
+        # From a worker, each tensor costs a shared-memory handle that the receiver fetches over its own socket
+        # connection (~15 ms); one buffer per window, not two tensors per batch, keeps that off the critical path
+        specs = [(b.indices, b.wav.storage_offset(), tuple(b.wav.shape), b.lengths.tolist(), b.durations)
+                 for b in self.batches]
+        return _Window.rebuild, (self.indices, specs, self.failures, self.audio)
+
+    @staticmethod
+    def rebuild(indices: list[int], specs: list[tuple], failures: list[tuple[int, str]], audio: Tensor) -> _Window:
+        batches = [_Batch(ids, _view(audio, offset, shape), torch.tensor(lengths), durations)
+                   for ids, offset, shape, lengths, durations in specs]
+        return _Window(indices, batches, failures, audio)
 
     def pin_memory(self) -> _Window:  # DataLoader(pin_memory=True) calls this
+        pinned = self.audio.pin_memory()
         for b in self.batches:
-            b.wav = b.wav.pin_memory()
+            b.wav = _view(pinned, b.wav.storage_offset() - self.audio.storage_offset(), tuple(b.wav.shape))
+        self.audio = pinned
         return self
+
+
+def _view(audio: Tensor, offset: int, shape: tuple[int, ...]) -> Tensor:
+    """The contiguous [B, C, T] block of `audio` that starts `offset` elements into its storage."""
+    _, c, t = shape
+    return audio.as_strided(shape, (c * t, t, 1), offset)
 
 
 class _AudioFiles(Dataset):
@@ -301,18 +324,22 @@ class _Bucketer:
                                              f"Hz; one frame needs {self.hop_length}"))
             else:
                 good.append(item)
-        batches = []
-        for group in bucket([g.wav.numel() for g in good], self.max_samples, self.max_items):
+        groups = bucket([g.wav.numel() for g in good], self.max_samples, self.max_items)
+        shapes = [(len(group), 1, -(-max(good[i].wav.numel() for i in group) // self.hop_length) * self.hop_length)
+                  for group in groups]
+        # whole frames (encode need not copy them), in one buffer (see _Window.__reduce__); numpy, as
+        # audio.prepare, keeps torch's threads out of it
+        flat = np.zeros(sum(b * t for b, _, t in shapes), np.float32)
+        audio, batches, offset = torch.from_numpy(flat), [], 0
+        for group, shape in zip(groups, shapes):
             members = [good[i] for i in group]
-            lengths = torch.tensor([m.wav.numel() for m in members])
-            frames = -(-int(lengths.max()) // self.hop_length)
-            # whole frames (encode need not copy it); numpy, as audio.prepare, keeps torch's threads out of it
-            wav = np.zeros((len(members), 1, frames * self.hop_length), np.float32)
+            wav = flat[offset : offset + shape[0] * shape[2]].reshape(shape)
             for row, m in enumerate(members):
                 wav[row, 0, : m.wav.numel()] = m.wav.numpy()
-            batches.append(_Batch([m.index for m in members], torch.from_numpy(wav), lengths,
-                                  [m.duration_s for m in members]))
-        return _Window([item.index for item in loaded], batches, failures)
+            batches.append(_Batch([m.index for m in members], _view(audio, offset, shape),
+                                  torch.tensor([m.wav.numel() for m in members]), [m.duration_s for m in members]))
+            offset += wav.size
+        return _Window([item.index for item in loaded], batches, failures, audio)
 
 
 # -- the run -----------------------------------------------------------------------------------------------------

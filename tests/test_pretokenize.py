@@ -364,3 +364,33 @@ def test_package_attribute_is_callable_after_the_module_import(tiny_ckpt, corpus
 
     result = speechtok.pretokenize(tiny_ckpt, [corpus / "u00.wav"], tmp_path / "ds", **SMALL)
     assert result.rows == 1
+
+
+def test_a_window_crosses_from_a_worker_as_one_buffer():
+    """Batches leave a DataLoader worker as views of one shared buffer (one handle to fetch per window, not two
+    per batch) and arrive equal, still views of that buffer."""
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401 - registers the shared-memory reductions of tensors
+
+    from speechtok.pretokenize import _Bucketer, _Loaded
+
+    gen = torch.Generator().manual_seed(0)
+    loaded = [_Loaded(i, torch.randn(n, generator=gen), n / 16000) for i, n in enumerate([5000, 9000, 6400, 700])]
+    window = _Bucketer(16000, 320, max_samples=20000, max_items=2)(loaded)
+    assert len(window.batches) >= 2
+    tensors = []
+    pickler_reduce = ForkingPickler._extra_reducers[torch.Tensor]
+
+    class Counting(ForkingPickler):
+        pass
+
+    Counting._extra_reducers = {**ForkingPickler._extra_reducers,
+                                torch.Tensor: lambda t: (tensors.append(t), pickler_reduce(t))[1]}
+    back = pickle.loads(Counting.dumps(window))
+    assert len(tensors) == 1  # the window's buffer alone
+    for sent, got in zip(window.batches, back.batches):
+        assert got.indices == sent.indices and got.durations == sent.durations
+        assert torch.equal(got.wav, sent.wav) and torch.equal(got.lengths, sent.lengths)
+        assert got.wav.untyped_storage().data_ptr() == back.audio.untyped_storage().data_ptr()
