@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import torch
 
 import speechtok
 from speechtok import audio
@@ -20,6 +21,8 @@ LS_TEST_CLIP = DATA / "librispeech_samples/audio/test-other/1688/1688-142285-000
 # exported (model card); a new checkpoint updates them. PESQ sits near its floor for this CPU-trained model, so
 # STOI is what tells it from an untrained one (random weights: PESQ-wb 1.06, STOI 0.49 on this clip).
 MEASURED_PESQ_WB, MEASURED_STOI = 1.149, 0.731
+HYBRID = "speechtok-speechtokenizer-16k"
+HYBRID_MEASURED_STOI = 0.591  # Q = 8, same clip; its card has the test-set figures
 
 
 def test_default_is_bundled_with_a_model_card():
@@ -57,3 +60,27 @@ def test_readme_main_command(tmp_path):
     assert sr == 16000 and abs(len(data) - sf.info(ROOT / "examples" / "sample.flac").frames) == 0
     readme = (ROOT / "README.md").read_text()
     assert "speechtok encode examples/sample.flac -o sample.npy" in readme
+
+
+def test_bundled_checkpoints_stay_small():
+    """Tracked files travel with every device call: all bundled weights together under 30 MB."""
+    sizes = {name: sum(f.stat().st_size for f in path.iterdir()) for name, path in bundled().items()}
+    assert sum(sizes.values()) < 30 * 10**6, sizes
+    for name, path in bundled().items():
+        card = (path / "README.md").read_text().lower()
+        assert all(needed in card for needed in ("training data", "licence", "recipe", "ls-test", "so-test")), name
+
+
+@pytest.mark.skipif(not LS_TEST_CLIP.is_file(), reason="../shared/data is not there")
+def test_bundled_hybrid_streams_and_reconstruction():
+    path = bundled()[HYBRID]
+    assert sum(f.stat().st_size for f in path.iterdir()) <= 10 * 10**6
+    tok = speechtok.load(HYBRID)
+    ref = audio.load(LS_TEST_CLIP, 16000)[..., : 16000 * 6]
+    codes = tok.encode(ref, 16000)
+    assert codes.codes.shape == (1, 8, 300)
+    assert torch.equal(codes.stream("semantic"), codes.codes[:, :1])
+    assert torch.equal(codes.stream("acoustic"), codes.codes[:, 1:])
+    out = tok.decode(codes)
+    intelligibility = stoi(ref[0, 0].numpy(), out[0, 0].numpy(), 16000)
+    assert intelligibility >= HYBRID_MEASURED_STOI - 0.03, intelligibility
