@@ -4,8 +4,9 @@
 #   codec   the bundled codec's adversarial phase (init_from the bundled weights, discriminators from scratch)
 #   hybrid  SpeechTokenizer from scratch, distilled towards the bundled HuBERT, adversarial from step 0
 #   hubert  HuBERT iteration 2 from scratch on the bundled units (iteration 1, layer 3, K = 100)
-# Each run is time-boxed (train.max_minutes) to end before the lease, then exported; the exports and logs come
-# back under $OUT. Carry: .whl (wheels the device lacks) and .data (examples/gpu_lease/prepare_data.py).
+# Each run is time-boxed (train.max_minutes) to end before the lease, then exported (EMA and last-step weights);
+# the exports and logs come back under $OUT (at most 8 files: one tar per export, one for the logs).
+# Carry: .whl (wheels the device lacks) and .data (examples/gpu_lease/prepare_data.py).
 #   device run: bash examples/gpu_lease/run.sh          (carry: [.whl, .data])
 # .whl holds what the device's Python 3.12 lacks, fetched here with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -54,6 +55,9 @@ train() {  # name recipe overrides...
   echo "$name train rc=$? at $(( $(date +%s) - T0 )) s" >> "$RUNS/env.txt"
   $PY -m speechtok.cli export "$RUNS/$name" -o "$RUNS/$name-export" --dtype float16 >> "$RUNS/$name.log" 2>&1
   tar cf "$OUT/$name.tar" -C "$RUNS" "$name-export" "$name/log.csv" "$name/recipe.yaml" "$name.log" 2>/dev/null
+  # the last step's weights too (files come back at 16 MiB each): an EMA started late still leans on early steps
+  $PY -m speechtok.cli export "$RUNS/$name" -o "$RUNS/$name-raw" --no-ema --dtype float16 >> "$RUNS/$name.log" 2>&1 \
+    && tar cf "$OUT/$name-raw.tar" -C "$RUNS" "$name-raw"
 }
 # CONTINUE=DIR: a later lease of the chain starts each run from DIR/NAME-export (generator weights only: the
 # optimizer and discriminator states do not fit a lease's 64 MiB); the discriminators start anew.
@@ -75,5 +79,5 @@ for job in ${JOBS:-codec hybrid hubert}; do
   esac
 done
 wait
-cp "$RUNS/env.txt" "$RUNS"/pretokenize.* "$OUT/" 2>/dev/null
+tar cf "$OUT/logs.tar" -C "$RUNS" env.txt $(cd "$RUNS" && ls pretokenize.* 2>/dev/null)
 echo "done at $(( $(date +%s) - T0 )) s"
