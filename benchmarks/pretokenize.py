@@ -168,11 +168,10 @@ def _forward(tok: Tokenizer, batches) -> None:
 
 def _read_only(tok: Tokenizer, files: list[Path], workers: int, args) -> None:
     """The pipeline's reading alone: its DataLoader's windows (read, resampled, bucketed, padded), no model."""
-    from speechtok.pretokenize import _Shard, _windows
+    from speechtok.pretokenize import _make_shards, _windows
 
     paths = [str(f) for f in files]
-    shards = [_Shard(n, a, paths[a : a + args.shard_size], paths[a : a + args.shard_size])
-              for n, a in enumerate(range(0, len(paths), args.shard_size))]
+    shards = _make_shards(paths, paths, range(len(paths)), args.shard_size)
     for _ in _windows(tok, shards, paths, args.bucket_size, args.batch_seconds, args.max_batch_size, workers):
         pass
 

@@ -76,9 +76,13 @@ def as_batch(wav: Tensor | np.ndarray, source: object = "input") -> Tensor:
     return t.float()
 
 
-def downmix(wav: Tensor) -> Tensor:
-    """`[B, C, T]` -> `[B, 1, T]` by averaging the channels."""
-    return wav if wav.shape[1] == 1 else wav.mean(dim=1, keepdim=True)
+def downmix(wav: Tensor | np.ndarray) -> Tensor | np.ndarray:
+    """`[B, C, T]` -> `[B, 1, T]` by averaging the channels (a tensor or a float32 array)."""
+    if wav.shape[1] == 1:
+        return wav
+    if isinstance(wav, Tensor):
+        return wav.mean(dim=1, keepdim=True)
+    return wav.mean(axis=1, keepdims=True, dtype=np.float32)
 
 
 def check_finite(wav: Tensor | np.ndarray, source: object = "input") -> None:
@@ -106,9 +110,7 @@ def prepare(wav: Tensor | np.ndarray, sample_rate: int, target_rate: int, source
         return torch.from_numpy(resample(mono.cpu().numpy(), sample_rate, target_rate)).to(batch.device)
     arr = batch.detach().numpy()
     check_finite(arr, source)
-    if arr.shape[1] > 1:
-        arr = arr.mean(axis=1, keepdims=True, dtype=np.float32)
-    return torch.from_numpy(resample(arr, sample_rate, target_rate))
+    return torch.from_numpy(resample(downmix(arr), sample_rate, target_rate))
 
 
 def load(path: str | os.PathLike, target_rate: int) -> Tensor:

@@ -376,6 +376,16 @@ class _Shard:
         return rows, failures
 
 
+def _make_shards(ids: Sequence[str], paths: Sequence[str | os.PathLike], positions: Sequence[int],
+                shard_size: int) -> list[_Shard]:
+    """A part's shards: `shard_size` consecutive items of `positions` (indices into `ids` / `paths`) each."""
+    shards = []
+    for n, a in enumerate(range(0, len(positions), shard_size)):
+        chunk = positions[a : a + shard_size]
+        shards.append(_Shard(n, a, [ids[k] for k in chunk], [str(paths[k]) for k in chunk]))
+    return shards
+
+
 def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathLike | Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, *, n_q: int | None = None, num_parts: int | None = None,
                 part: int | None = None, shard_size: int = 1000, batch_seconds: float = 200.0,
@@ -425,10 +435,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     code_dtype = torch.int16 if storage_dtype(tok.codebook_size) is np.int16 else torch.int32
 
     mine = split_part(len(items), num_parts, part)  # positions in `items`
-    shards = []
-    for n, a in enumerate(range(0, len(mine), shard_size)):
-        chunk = mine[a : a + shard_size]
-        shards.append(_Shard(n, a, [ids[k] for k in chunk], [str(paths[k]) for k in chunk]))
+    shards = _make_shards(ids, paths, mine, shard_size)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         _claim(out, meta)

@@ -18,6 +18,7 @@ from .codecs.base import Encoder
 from .codes import Codes
 from .config import config_hash
 from .errors import AudioError, CodesError
+from .nn import lengths_to_mask
 from .quantizers.base import Quantizer
 from .vocoders.base import Decoder
 
@@ -137,7 +138,7 @@ class Tokenizer(nn.Module):
         x = _pad_to(x, num_frames * hop)
         frame_lengths = None
         if num_samples is not None:  # zero past each item's end: batch padding must read as silence
-            x = x * (torch.arange(x.shape[-1], device=x.device) < num_samples.to(x.device)[:, None, None])
+            x = x * lengths_to_mask(num_samples.to(x.device), x.shape[-1])
             frame_lengths = (num_samples + hop - 1) // hop
         step = max(1, int(self.chunk_seconds * self.frame_rate))
         if num_frames <= step:

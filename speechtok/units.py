@@ -22,6 +22,7 @@ from torch import Tensor
 from .codecs.hubert import HubertEncoder
 from .codes import CODES_FORMAT_VERSION, Codes
 from .errors import CodesError
+from .nn import lengths_to_mask
 from .quantizers.kmeans import KMeans
 from .tokenizer import Tokenizer
 from .vocoders.base import Decoder
@@ -51,7 +52,7 @@ class UnitTokenizer(Tokenizer):
     def _features(self, x: Tensor, num_samples: Tensor | None, layer: int | None = None) -> Tensor:
         """x [B, 1, T] (a padded batch when `num_samples` are given) -> [B, D, T_frames]"""
         if num_samples is not None:  # zero past each item's end: batch padding must read as silence
-            x = x * (torch.arange(x.shape[-1], device=x.device) < num_samples.to(x.device)[:, None, None])
+            x = x * lengths_to_mask(num_samples.to(x.device), x.shape[-1])
         with torch.inference_mode():
             return self.encoder(x, None if num_samples is None else num_samples.to(x.device), layer=layer)
 
