@@ -5,19 +5,23 @@ On the `train` splits of ../shared/data (librispeech_samples and speechocean762;
 spread evenly over the two lists) it prints, for each `--workers` value, audio seconds per wall second of
 
 - end to end: `speechtok.pretokenize(tok, files, fresh_dir, num_workers=W)`: listing, reading, resampling,
-  bucketing, padding, encoding and Parquet writing (the model is loaded beforehand, outside the clock);
+  bucketing, padding, encoding and Parquet writing (the model is loaded beforehand, outside the clock), in a
+  fresh process, as the CLI runs it;
 - the model: `Tokenizer._forward_codes` alone on the very batches the pipeline forms (same windows, same
-  bucketing, audio read and padded beforehand, outside the clock), timed before and after the end-to-end runs,
-  after a warm-up pass (on CUDA over every batch: each new shape pays its first-call costs);
+  bucketing, audio read and padded beforehand, outside the clock), timed before and after each round of the
+  other runs, after a warm-up pass (on CUDA over every batch: each new shape pays its first-call costs);
 - reading alone: the pipeline's own DataLoader (reading, resampling, bucketing, padding in its workers) with no
-  model, the floor under the end-to-end time;
+  model, in a fresh process too: the floor under the end-to-end time;
 
-and the overhead, end-to-end wall time over the model's (the mean of its two runs) minus 1. The target is at most
-15%. CPU seconds (this process and its finished children: the DataLoader workers) are printed beside the wall
-times: on a shared machine wall times swing with the other jobs, CPU seconds much less. The tokenizer is the bundled default when there is one, else `build_codec(CodecConfig())` with random weights
-(saved and loaded as a checkpoint): speed does not depend on the weights.
+and the overhead, end-to-end wall time over the model's minus 1. The target is at most 15%. With `--repeat N` the
+runs go round N times (the model once more) and the table gives medians and ranges: a shared machine's slow
+spells move single runs by 10 points and more. CPU seconds (the run's process and its finished children: the
+DataLoader workers) are printed beside the wall times. The tokenizer is the bundled default when there is one,
+else `build_codec(CodecConfig())` with random weights (saved and loaded as a checkpoint): speed does not depend
+on the weights.
 
     .venv/bin/python benchmarks/pretokenize.py --limit 200              # a quick subset
+    .venv/bin/python benchmarks/pretokenize.py --limit 1000 --repeat 3  # medians on a noisy machine
     .venv/bin/python benchmarks/pretokenize.py --workers 0,2,4 --device cuda
 
 On a shared machine the figures are low and noisy: the load average is printed beside them.
@@ -26,8 +30,11 @@ On a shared machine the figures are low and noisy: the load average is printed b
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +47,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from speechtok import audio  # noqa: E402
-from speechtok.pretokenize import bucket, pretokenize  # noqa: E402
+from speechtok.pretokenize import bucket, default_batch_seconds, pretokenize  # noqa: E402
 from speechtok.registry import DEFAULT_TOKENIZER, bundled, load  # noqa: E402
 from speechtok.tokenizer import Tokenizer  # noqa: E402
 from speechtok.training.data import read_manifest  # noqa: E402
@@ -56,40 +63,43 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", default="0,2", help="comma list of DataLoader worker counts")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--device", default=None, help="default: cuda when there is one, else cpu")
-    ap.add_argument("--batch-seconds", type=float, default=200.0)
+    ap.add_argument("--batch-seconds", type=float, default=None, help="default: pretokenize's for the device")
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--bucket-size", type=int, default=128)
     ap.add_argument("--shard-size", type=int, default=1000)
-    ap.add_argument("--profile", type=Path, default=None,
+    ap.add_argument("--profile", default=None,
                     help="write a cProfile of the end-to-end run with the most workers here (pstats text)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of runs; the table gives medians and ranges")
+    ap.add_argument("--child", choices=("read", "end-to-end"), help=argparse.SUPPRESS)  # one run, in its own process
     args = ap.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok, which = _tokenizer(device)
+    if args.batch_seconds is None:
+        args.batch_seconds = default_batch_seconds(tok.device)
     files = _train_files(args.data, args.limit)
+    if args.child:
+        return _child(args, tok, files)
     load_start = os.getloadavg()
 
     batches, seconds = _batches(tok, files, args)
     _forward(tok, batches if tok.device.type == "cuda" else batches[:1])  # warm-up (and cuDNN autotuning)
-    model = [_timed(_forward, tok, batches)]
-    rows, reads = [], []
     worker_counts = [int(w) for w in args.workers.split(",") if w]
-    for workers in worker_counts:
-        reads.append((workers, *_timed(_read_only, tok, files, workers, args)))
-        profile = args.profile if args.profile and workers == max(worker_counts) else None
-        with tempfile.TemporaryDirectory() as out:
-            (wall, cpu), result = _timed(_profiled, profile, pretokenize, tok, files, out, num_workers=workers,
-                                         num_parts=1, part=0, batch_seconds=args.batch_seconds,
-                                         max_batch_size=args.max_batch_size, bucket_size=args.bucket_size,
-                                         shard_size=args.shard_size, result=True)
-        rows.append((workers, wall, cpu, result))
-    model.append(_timed(_forward, tok, batches))
+    model = [_timed(_forward, tok, batches)]
+    runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for r in range(args.repeat):  # rounds, so that a slow spell of a shared machine hits every row alike
+        for workers in worker_counts:
+            for run in ("read", "end-to-end"):
+                profile = args.profile if run == "end-to-end" and workers == max(worker_counts) and r == 0 else None
+                wall, cpu, done = _in_child(argv, run, workers, profile)
+                assert done == len(files), f"{run}, {workers} workers: {done} of {len(files)} files done"
+                runs.setdefault((run, workers), []).append((wall, cpu))
+        model.append(_timed(_forward, tok, batches))
     load_end = os.getloadavg()
 
-    model_s = sum(m[0] for m in model) / len(model)
-    model_cpu = sum(m[1] for m in model) / len(model)
+    model_s, model_cpu = (statistics.median(m[k] for m in model) for k in (0, 1))
     print()
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__}, {torch.get_num_threads()} torch threads, device {device}"
@@ -99,20 +109,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Tokenizer: {which} ({tok.sample_rate} Hz, {tok.num_codebooks} x {tok.codebook_size}, config "
           f"{tok.config_hash}); {len(files)} train files of {', '.join(SETS)}, {seconds / 3600:.3f} h; "
           f"{len(batches)} batches (at most {args.batch_seconds:g} s padded, {args.max_batch_size} items, buckets of "
-          f"{args.bucket_size}), padding {100 * (padded / seconds - 1):.1f}% of the audio")
+          f"{args.bucket_size}), padding {100 * (padded / seconds - 1):.1f}% of the audio; medians of "
+          f"{len(model)} model runs and {args.repeat} of each other run (range in brackets)")
     print()
     print("| run | workers | wall s | audio s / wall s | overhead (wall) | CPU s | overhead (CPU) |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| model forward (before, after) | - | {model[0][0]:.2f}, {model[1][0]:.2f} | {seconds / model_s:.1f} | - | "
-          f"{model[0][1]:.2f}, {model[1][1]:.2f} | - |")
-    for (workers, wall, cpu, result), (_, read_wall, read_cpu) in zip(rows, reads):
-        print(f"| reading alone (no model) | {workers} | {read_wall:.2f} | {seconds / read_wall:.1f} | "
-              f"{100 * (read_wall / model_s - 1):+.1f}% | {read_cpu:.2f} | {100 * (read_cpu / model_cpu - 1):+.1f}% |")
-        print(f"| pretokenize end to end | {workers} | {wall:.2f} | {seconds / wall:.1f} | "
-              f"{100 * (wall / model_s - 1):+.1f}% | {cpu:.2f} | {100 * (cpu / model_cpu - 1):+.1f}% |")
-        assert result.rows + len(result.failures) == len(files)
+    print(f"| model forward | - | {_spread([m[0] for m in model])} | {seconds / model_s:.1f} | - | "
+          f"{_spread([m[1] for m in model])} | - |")
+    names = {"read": "reading alone (no model)", "end-to-end": "pretokenize end to end"}
+    for (run, workers), timings in runs.items():
+        wall, cpu = (statistics.median(t[k] for t in timings) for k in (0, 1))
+        print(f"| {names[run]} | {workers} | {_spread([t[0] for t in timings])} | {seconds / wall:.1f} | "
+              f"{100 * (wall / model_s - 1):+.1f}% | {_spread([t[1] for t in timings])} | "
+              f"{100 * (cpu / model_cpu - 1):+.1f}% |")
     print()
-    print("Overhead = end-to-end time / model-forward time (mean of its two runs) - 1; target: at most +15% (wall).")
+    print("Overhead = end-to-end time / model-forward time (medians) - 1; target: at most +15% (wall).")
     if load_start[0] > 0.5 * (os.cpu_count() or 1):  # at the end the load average counts this benchmark's own work
         print(f"WARNING: load average above {0.5 * (os.cpu_count() or 1):g}: other jobs shared the cores, so these "
               "figures are contended (low and noisy).")
@@ -166,19 +177,51 @@ def _forward(tok: Tokenizer, batches) -> None:
             torch.cuda.synchronize()
 
 
-def _read_only(tok: Tokenizer, files: list[Path], workers: int, args) -> None:
-    """The pipeline's reading alone: its DataLoader's windows (read, resampled, bucketed, padded), no model."""
+def _in_child(argv: list[str] | None, run: str, workers: int, profile: str | None = None
+              ) -> tuple[float, float, int]:
+    """(wall s, CPU s, files done) of one run in a fresh process, as the CLI runs: this process holds the model's
+    warm heap, which forked DataLoader workers would share copy-on-write, and earlier runs' state."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv += ["--child", run, "--workers", str(workers), "--profile", profile or ""]
+    out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{run} run with {workers} workers failed:\n{out.stderr}")
+    wall, cpu, done = json.loads(out.stdout.strip().splitlines()[-1])
+    return wall, cpu, done
+
+
+def _child(args, tok: Tokenizer, files: list[Path]) -> None:
+    """One timed run (`--child`); prints [wall s, CPU s, files written or failed] as JSON."""
+    workers = int(args.workers)
+    if args.child == "read":
+        (wall, cpu), done = _timed(_read_only, tok, files, workers, args, result=True)
+    else:
+        with tempfile.TemporaryDirectory() as out:
+            (wall, cpu), result = _timed(_profiled, args.profile, pretokenize, tok, files, out, num_workers=workers,
+                                         num_parts=1, part=0, batch_seconds=args.batch_seconds,
+                                         max_batch_size=args.max_batch_size, bucket_size=args.bucket_size,
+                                         shard_size=args.shard_size, result=True)
+        done = result.rows + len(result.failures)
+    print(json.dumps([wall, cpu, done]))
+
+
+def _read_only(tok: Tokenizer, files: list[Path], workers: int, args) -> int:
+    """The pipeline's reading alone: its DataLoader's windows (read, resampled, bucketed, padded), no model; the
+    number of files."""
     from speechtok.pretokenize import _make_shards, _windows
 
     paths = [str(f) for f in files]
     shards = _make_shards(paths, paths, range(len(paths)), args.shard_size)
-    for _ in _windows(tok, shards, paths, args.bucket_size, args.batch_seconds, args.max_batch_size, workers):
-        pass
+    done = 0
+    for _, window in _windows(tok, shards, paths, args.bucket_size, args.batch_seconds, args.max_batch_size,
+                              workers):
+        done += len(window.indices)
+    return done
 
 
-def _profiled(path: Path | None, fn, *args, **kwargs):
+def _profiled(path: str | None, fn, *args, **kwargs):
     """fn(...), under cProfile when `path` (its 30 costliest calls by cumulative time go there as text)."""
-    if path is None:
+    if not path:
         return fn(*args, **kwargs)
     import cProfile
     import io
@@ -188,7 +231,7 @@ def _profiled(path: Path | None, fn, *args, **kwargs):
     out = prof.runcall(fn, *args, **kwargs)
     text = io.StringIO()
     pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(30)
-    path.write_text(text.getvalue())
+    Path(path).write_text(text.getvalue())
     return out
 
 
@@ -199,6 +242,13 @@ def _timed(fn, *args, result: bool = False, **kwargs):
     c1, wall = os.times(), time.perf_counter() - t0
     cpu = sum(b - a for a, b in zip(c0[:4], c1[:4]))  # user, system, children's user, children's system
     return ((wall, cpu), out) if result else (wall, cpu)
+
+
+def _spread(values: list[float]) -> str:
+    """The median, and the range when there are several values: `35.72 [33.10-39.69]`."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
 
 
 def _load(avg: tuple[float, float, float]) -> str:

@@ -27,8 +27,11 @@ Speed: files are read, downmixed and resampled in DataLoader worker processes (o
 thread one window ahead), `bucket_size` consecutive items of a shard at a time; the worker sorts them by length
 and cuts them into padded batches of at most `batch_seconds` of padded audio, `max_batch_size` items and 10%
 padding, with per-item lengths, so that each item gets the codes it gets alone (`Tokenizer.encode(...,
-lengths=)`; DESIGN.md, "Invariance"). Files longer than the tokenizer's `chunk_seconds` are encoded in
-overlapping chunks by the core, so activations stay bounded; the waveform itself is read whole.
+lengths=)`; DESIGN.md, "Invariance"). Before forking the workers it hands the heap's free pages back to the OS:
+a process warm from earlier forward passes would otherwise share GBs with them copy-on-write, and its next passes
+would copy every page they reuse (2 workers ran 1.5x slower after a warm-up run in the same process). Files
+longer than the tokenizer's `chunk_seconds` are encoded in overlapping chunks by the core, so activations stay
+bounded; the waveform itself is read whole.
 
 Bad files (unreadable, empty, shorter than one frame, NaN) are logged in one line, listed in `.failures.tsv` and
 skipped; the run goes on. Errors that are not the file's fault (out of memory, a broken model) stop the run; the
@@ -62,11 +65,12 @@ from .errors import SpeechtokError, one_line
 from .fileio import atomic_path, write_text
 from .manifest import MANIFEST_SUFFIXES, Item
 from .prefetch import prefetch
+from .runtime import release_free_memory
 from .tokenizer import Tokenizer
 from .training.data import DataConfig, collect_items
 
 __all__ = ["pretokenize", "PretokenizeResult", "Failure", "PretokenizeError", "collect_inputs", "item_ids",
-           "split_part", "bucket", "run_lengths", "weights_hash"]
+           "split_part", "bucket", "run_lengths", "weights_hash", "default_batch_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,10 @@ FAILURES_NAME = ".failures.tsv"
 FAILURES_HEADER = "id\tpath\terror"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MAX_PADDING = 0.1  # of a batch's padded samples, at most (bucket)
+# Padded audio per batch: a GPU wants large batches. On a CPU 50 s run as fast as 200 s, and glibc's heap (kept
+# whole by runtime.tune_malloc) fragments far less: 1.7 against 10.1 GB resident, 0.4 against 2.5 M page faults
+# (the default codec, 1.24 h of audio, 2 cores)
+BATCH_SECONDS = {"cuda": 200.0, "cpu": 50.0}
 _LAYOUT_KEYS = ("format_version", "config_hash", "num_codebooks", "dtype", "dedup", "num_parts", "shard_size",
                 "num_items", "inputs_hash")  # what a resumed run must share with the run that started the directory
 
@@ -388,7 +396,7 @@ def _make_shards(ids: Sequence[str], paths: Sequence[str | os.PathLike], positio
 
 def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathLike | Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, *, n_q: int | None = None, num_parts: int | None = None,
-                part: int | None = None, shard_size: int = 1000, batch_seconds: float = 200.0,
+                part: int | None = None, shard_size: int = 1000, batch_seconds: float | None = None,
                 max_batch_size: int = 64, bucket_size: int = 128, num_workers: int = 2,
                 device: str | torch.device | None = None, dtype: str = "float32",
                 root: str | os.PathLike | None = None, splits: Sequence[str] = (), skip_missing: bool = False,
@@ -404,7 +412,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     shard_size: items per shard (what a killed run loses at most). bucket_size: consecutive items of a shard read
         together and sorted by length into batches of at most `batch_seconds` of padded audio, `max_batch_size`
         items and 10% padding (`bucket`); the larger, the fewer and fuller the batches, and the more audio each
-        worker holds.
+        worker holds. batch_seconds defaults to `BATCH_SECONDS` of the device (200 on CUDA, 50 on CPU).
     num_workers: DataLoader worker processes that read and resample (0: a thread of this process, one window
         ahead).
     device: default CUDA when there is one, else CPU; "cuda" means `cuda:LOCAL_RANK` (torchrun's); a given
@@ -418,11 +426,13 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    if shard_size < 1 or bucket_size < 1 or max_batch_size < 1 or batch_seconds <= 0 or num_workers < 0:
+    bad_seconds = batch_seconds is not None and batch_seconds <= 0
+    if min(shard_size, bucket_size, max_batch_size) < 1 or bad_seconds or num_workers < 0:
         raise ValueError("shard_size, bucket_size, max_batch_size and batch_seconds must be positive, "
                          "num_workers >= 0")
     num_parts, part = resolve_part(num_parts, part)
     tok = _tokenizer(tokenizer, device)
+    batch_seconds = default_batch_seconds(tok.device) if batch_seconds is None else batch_seconds
     n_q = tok._check_n_q(n_q)
     out = Path(out_dir)
 
@@ -494,8 +504,15 @@ def _windows(tok: Tokenizer, shards: list[_Shard], paths: list[str], bucket_size
         pin_memory=tok.device.type == "cuda",
         collate_fn=_Bucketer(tok.sample_rate, tok.hop_length, int(batch_seconds * tok.sample_rate), max_batch_size),
     )
+    if num_workers:
+        release_free_memory()  # before the fork: the workers must not share a warm heap copy-on-write
     # no workers: read in a thread, one window ahead (decoding and resampling release the GIL)
     yield from zip(owner, loader if num_workers else prefetch(loader))
+
+
+def default_batch_seconds(device: str | torch.device) -> float:
+    """Padded seconds of audio per batch on `device` (see `BATCH_SECONDS`; other accelerators as CUDA)."""
+    return BATCH_SECONDS["cpu" if torch.device(device).type == "cpu" else "cuda"]
 
 
 def _tokenizer(tokenizer: Tokenizer | str | os.PathLike, device: str | torch.device | None) -> Tokenizer:

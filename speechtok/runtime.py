@@ -18,8 +18,10 @@ def tune_malloc() -> bool:
 
     glibc serves blocks over 32 MiB with a fresh mmap and unmaps them on free, so every large activation is
     page-faulted and zeroed again on every forward pass: our encoder ran 3x slower at batch 8 (52x against
-    157x real time on 2 cores). `speechtok.load` and the CLI call this; `SPEECHTOK_MALLOC=system` opts out.
-    Returns False where nothing was changed (opted out, or not glibc: macOS, musl).
+    157x real time on 2 cores). The price: the heap keeps its peak and fragments when shapes vary (200 s CPU
+    batches of varying length grew it to 10 GB; `pretokenize` uses 50 s on the CPU for that). `speechtok.load`
+    and the CLI call this; `SPEECHTOK_MALLOC=system` opts out. Returns False where nothing was changed (opted
+    out, or not glibc: macOS, musl).
     """
     if os.environ.get("SPEECHTOK_MALLOC", "").lower() == "system" or not sys.platform.startswith("linux"):
         return False
@@ -30,3 +32,20 @@ def tune_malloc() -> bool:
         return False
     ok = mallopt(_M_MMAP_MAX, 0) == 1
     return mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and ok
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the OS (glibc `malloc_trim`); False where there is nothing to call.
+
+    With `tune_malloc` a process keeps the peak of its activations (GBs after large CPU batches). Forked
+    DataLoader workers share those pages copy-on-write, so the parent's next forward pass copies every page it
+    reuses, doubling the memory and slowing the pass: `pretokenize` calls this before it forks its workers.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True

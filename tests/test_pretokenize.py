@@ -22,8 +22,8 @@ import speechtok
 from speechtok import audio
 from speechtok.errors import SpeechtokError
 from speechtok.families import build_codec
-from speechtok.pretokenize import (FAILURES_NAME, META_NAME, PretokenizeError, bucket, collect_inputs, item_ids,
-                                   pretokenize, run_lengths, split_part)
+from speechtok.pretokenize import (FAILURES_NAME, META_NAME, PretokenizeError, bucket, collect_inputs,
+                                   default_batch_seconds, item_ids, pretokenize, run_lengths, split_part)
 
 from .conftest import speech, tiny_config
 from .ties import real_disagreements
@@ -344,6 +344,13 @@ def test_manifests_and_file_lists(corpus, tmp_path, tiny_ckpt):
     assert item_ids([Path("/d/a/x.wav"), Path("/d/b/x.flac"), Path("/d/b/x.wav")]) == ["a/x", "b/x.flac", "b/x.wav"]
     with pytest.raises(PretokenizeError, match="no audio files"):
         pretokenize(tiny_ckpt, [tmp_path / "m.tsv"], tmp_path / "ds2", splits=["test"], root=corpus.parent)
+
+
+def test_batch_seconds_default_follows_the_device(tiny_ckpt, corpus, tmp_path):
+    assert default_batch_seconds("cpu") == 50 and default_batch_seconds("cuda:1") == 200
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="batch_seconds"):
+            pretokenize(tiny_ckpt, [corpus / "u00.wav"], tmp_path / "ds", batch_seconds=bad, **SMALL)
 
 
 def test_bucket_sorts_and_bounds_batches():

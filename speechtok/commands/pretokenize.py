@@ -34,7 +34,8 @@ def register(sub) -> None:
                    help="model precision (autocast for the half ones)")
     p.add_argument("--num-workers", type=int, default=2,
                    help="reader processes (0: a reader thread in the main process)")
-    p.add_argument("--batch-seconds", type=float, default=200.0, help="padded audio per batch, in seconds")
+    p.add_argument("--batch-seconds", type=float, default=None,
+                   help="padded audio per batch, in seconds (default: 200 on a GPU, 50 on the CPU)")
     p.add_argument("--max-batch-size", type=int, default=64, help="items per batch at most")
     p.add_argument("--bucket-size", type=int, default=128,
                    help="consecutive items read together and sorted by length into batches")
