@@ -81,9 +81,9 @@ FAILURES_NAME = ".failures.tsv"
 FAILURES_HEADER = "id\tpath\terror"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MAX_PADDING = 0.1  # of a batch's padded samples, at most (bucket)
-# Padded audio per batch: a GPU wants large batches. On a CPU 50 s run as fast as 200 s, and glibc's heap (kept
-# whole by runtime.tune_malloc) fragments far less: 1.7 against 10.1 GB resident, 0.4 against 2.5 M page faults
-# (the default codec, 1.24 h of audio, 2 cores)
+# Padded audio per batch: a GPU wants large batches. On a CPU 50 s encode as fast as 200 s, and glibc's heap (kept
+# whole by runtime.tune_malloc) fragments far less: 1.7 against 10.1 GB resident, 0.4 against 2.5 M page faults,
+# 37.6 against 41.2 s end to end (the default codec, 1.24 h of audio, 2 cores)
 BATCH_SECONDS = {"cuda": 200.0, "cpu": 50.0}
 _LAYOUT_KEYS = ("format_version", "config_hash", "num_codebooks", "dtype", "dedup", "num_parts", "shard_size",
                 "num_items", "inputs_hash")  # what a resumed run must share with the run that started the directory

@@ -23,15 +23,11 @@ def tune_malloc() -> bool:
     and the CLI call this; `SPEECHTOK_MALLOC=system` opts out. Returns False where nothing was changed (opted
     out, or not glibc: macOS, musl).
     """
-    if os.environ.get("SPEECHTOK_MALLOC", "").lower() == "system" or not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if os.environ.get("SPEECHTOK_MALLOC", "").lower() == "system" or libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    ok = mallopt(_M_MMAP_MAX, 0) == 1
-    return mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and ok
+    ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
+    return libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and ok
 
 
 def release_free_memory() -> bool:
@@ -41,11 +37,20 @@ def release_free_memory() -> bool:
     DataLoader workers share those pages copy-on-write, so the parent's next forward pass copies every page it
     reuses, doubling the memory and slowing the pass: `pretokenize` calls this before it forks its workers.
     """
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return False
+    libc.malloc_trim(0)
+    return True
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
-    return True
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
