@@ -126,7 +126,8 @@ def build_speechtokenizer(cfg: SpeechTokenizerConfig, norm: bool = False, name: 
     decoder = SEANetDecoder(SEANetDecoderConfig(
         dimension=cfg.dimension, n_filters=cfg.n_filters, strides=cfg.strides, lstm_layers=cfg.lstm_layers,
         n_residual_layers=cfg.n_residual_layers, residual_kernel_size=cfg.residual_kernel_size,
-        dilation_base=cfg.dilation_base, lstm_context_frames=round(cfg.lstm_context_s * cfg.sample_rate / cfg.hop_length),
+        dilation_base=cfg.dilation_base,
+        lstm_context_frames=round(cfg.lstm_context_s * cfg.sample_rate / cfg.hop_length),
     ), norm=norm)
     return HybridTokenizer(SpeechTokenizerEncoder(cfg, norm=norm), quantizer, decoder, semantic=SemanticProjection(cfg),
                            sample_rate=cfg.sample_rate, family="speechtokenizer", config=cfg, name=name)

@@ -70,4 +70,5 @@ def load(name_or_path: str | os.PathLike = DEFAULT_TOKENIZER, device: str | torc
         tok.source = text
         return tok.eval()
     names = ", ".join(e.name for e in available()) or "none"
-    raise UnknownTokenizerError(f"{text}: not a checkpoint directory, a bundled tokenizer or a plugin (available: {names})")
+    raise UnknownTokenizerError(f"{text}: not a checkpoint directory, a bundled tokenizer or a plugin "
+                                f"(available: {names})")

@@ -19,6 +19,7 @@ def fake_distribution(site: Path, name: str, entry_points: str, modules: dict[st
 
 def tokenizer_plugin(site: Path, ckpt: Path) -> Path:
     """A plugin `mytok` whose loader opens `ckpt` (or the SPEC it is given)."""
-    source = f"import speechtok\ndef load(spec, device):\n    return speechtok.load(spec or {str(ckpt)!r}, device=device)\n"
+    source = ("import speechtok\ndef load(spec, device):\n"
+              f"    return speechtok.load(spec or {str(ckpt)!r}, device=device)\n")
     return fake_distribution(site, "mytok", "[speechtok.tokenizers]\nmytok = mytok_plugin:load\n",
                              {"mytok_plugin": source})

@@ -64,7 +64,7 @@ def test_readme_main_command(tmp_path):
 
 def test_bundled_checkpoints_stay_small():
     """Tracked files travel with every device call: all bundled weights together under 30 MB."""
-    sizes = {name: sum(f.stat().st_size for f in path.iterdir()) for name, path in bundled().items()}
+    sizes = {name: _size(path) for name, path in bundled().items()}
     assert sum(sizes.values()) < 30 * 10**6, sizes
     for name, path in bundled().items():
         card = (path / "README.md").read_text().lower()
@@ -74,7 +74,7 @@ def test_bundled_checkpoints_stay_small():
 @pytest.mark.skipif(not LS_TEST_CLIP.is_file(), reason="../shared/data is not there")
 def test_bundled_hybrid_streams_and_reconstruction():
     path = bundled()[HYBRID]
-    assert sum(f.stat().st_size for f in path.iterdir()) <= 10 * 10**6
+    assert _size(path) <= 10 * 10**6
     tok = speechtok.load(HYBRID)
     ref = audio.load(LS_TEST_CLIP, 16000)[..., : 16000 * 6]
     codes = tok.encode(ref, 16000)
@@ -84,3 +84,8 @@ def test_bundled_hybrid_streams_and_reconstruction():
     out = tok.decode(codes)
     intelligibility = stoi(ref[0, 0].numpy(), out[0, 0].numpy(), 16000)
     assert intelligibility >= HYBRID_MEASURED_STOI - 0.03, intelligibility
+
+
+def _size(folder: Path) -> int:
+    """Bytes of a bundled checkpoint's files."""
+    return sum(f.stat().st_size for f in folder.iterdir())

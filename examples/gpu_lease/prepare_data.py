@@ -3,9 +3,10 @@
 
 speechocean762's train split is Ogg Opus (4.9 h in 63 MB): a seeded random `--so-fraction` of its utterances
 travels. LibriSpeech's train split is FLAC (50 MB for 46 min), so each of its 221 utterances (one per speaker)
-travels as one window of `--ls-seconds` at a seeded random offset: every speaker stays, at a third of the bytes. The layout and manifests mirror shared/data
-(`<set>/manifest.tsv`, paths relative to the output folder), so recipes and benchmarks read it with
-`data.sources=[OUT/librispeech_samples/manifest.tsv, OUT/speechocean762/manifest.tsv]` or `--data OUT`.
+travels as one window of `--ls-seconds` at a seeded random offset: every speaker stays, at a third of the bytes.
+The layout and manifests mirror shared/data (`<set>/manifest.tsv`, paths relative to the output folder), so
+recipes and benchmarks read it with `data.sources=[OUT/librispeech_samples/manifest.tsv,
+OUT/speechocean762/manifest.tsv]` or `--data OUT`.
 
     python examples/gpu_lease/prepare_data.py -o .data      # .data/ is git-ignored; name it in the run's carry
 """

@@ -103,7 +103,8 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] = ()) -> R
 def recipe_from_dict(raw: dict, source: object = "recipe") -> Recipe:
     unknown = sorted(set(raw) - {"task", "model", "data", "train", "optim", "task_config", "validation"})
     if unknown or "task" not in raw or "data" not in raw:
-        raise ValueError(f"{source}: needs task and data sections" + (f"; unknown sections {unknown}" if unknown else ""))
+        raise ValueError(f"{source}: needs task and data sections"
+                         + (f"; unknown sections {unknown}" if unknown else ""))
     try:
         return Recipe(
             task=raw["task"], model=raw.get("model") or {}, task_config=raw.get("task_config") or {},

@@ -68,7 +68,8 @@ class Trainer:
         self.task = build_task(recipe).to(self.device)
         modules = self.task.modules()
         if self.task.export_group not in modules:
-            raise ValueError(f"task {recipe.task}: export group {self.task.export_group!r} is not one of {list(modules)}")
+            raise ValueError(f"task {recipe.task}: export group {self.task.export_group!r} is not one of "
+                             f"{list(modules)}")
         if self.dist.enabled:
             for module in modules.values():
                 distributed.broadcast_state(module)
