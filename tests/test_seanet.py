@@ -1,6 +1,7 @@
 import torch
 
 from speechtok.codecs.seanet import SEANetConfig, SEANetEncoder
+from speechtok.nn import _fill_past_, lengths_to_mask, zero_past_
 
 
 def tiny(**kw) -> SEANetEncoder:
@@ -42,3 +43,17 @@ def test_lstm_option_is_batch_invariant_with_lengths():
         together = enc(x, lens)
         alone = enc(x[1:, :, : 320 * 5])
     torch.testing.assert_close(together[1, :, :5], alone[0], atol=1e-5, rtol=1e-4)
+
+
+def test_zeroing_the_padding_in_place_equals_the_masked_multiply():
+    """Both ways (the CPU's: each item's tail; elsewhere: one masked fill) give x times the lengths mask, in the
+    very tensor, and the gradient of the multiply."""
+    lengths = torch.tensor([7, 3, 0, 9])
+    for zero in (zero_past_, _fill_past_):
+        base = torch.randn(4, 2, 9, requires_grad=True)
+        x = base * 2.0
+        expected = x.detach() * lengths_to_mask(lengths, 9)
+        y = zero(x, lengths)
+        assert y is x and torch.equal(y, expected)
+        y.sum().backward()
+        assert torch.equal(base.grad, 2.0 * lengths_to_mask(lengths, 9).expand(4, 2, 9))
