@@ -2,23 +2,26 @@
 """Pre-tokenization speed end to end, beside the pure model forward on the same audio (a benchmark, not a test).
 
 On the `train` splits of ../shared/data (librispeech_samples and speechocean762; `--limit N` takes N utterances
-spread evenly over the two lists) it prints, for each `--workers` value, audio seconds per wall second of
+spread evenly over the two lists) it prints, for each way of reading (on the CPU: between forward passes, the
+default there; then reading ahead with each `--workers` value), audio seconds per wall second of
 
-- end to end: `speechtok.pretokenize(tok, files, fresh_dir, num_workers=W)`: listing, reading, resampling,
-  bucketing, padding, encoding and Parquet writing (the model is loaded beforehand, outside the clock), in a
-  fresh process, as the CLI runs it;
+- end to end: `speechtok.pretokenize(tok, files, fresh_dir, read_ahead=..., num_workers=W)`: listing, reading,
+  resampling, bucketing, padding, encoding and Parquet writing (the model is loaded beforehand, outside the
+  clock), in a fresh process, as the CLI runs it;
 - the model: `Tokenizer._forward_codes` alone on the very batches the pipeline forms (same windows, same
-  bucketing, audio read and padded beforehand, outside the clock), timed before and after each round of the
-  other runs, after a warm-up pass (on CUDA over every batch: each new shape pays its first-call costs);
-- reading alone: the pipeline's own DataLoader (reading, resampling, bucketing, padding in its workers) with no
-  model, in a fresh process too: the floor under the end-to-end time;
+  bucketing, audio read and padded beforehand, outside the clock), after a warm-up pass (on CUDA over every
+  batch: each new shape pays its first-call costs), in a fresh process before and after each round of the other
+  runs;
+- reading alone: the pipeline's own reader (reading, resampling, bucketing, padding) with no model, in a fresh
+  process too: the floor under the end-to-end time;
 
-and the overhead, end-to-end wall time over the model's minus 1. The target is at most 15%. With `--repeat N` the
-runs go round N times (the model once more) and the table gives medians and ranges: a shared machine's slow
-spells move single runs by 10 points and more. CPU seconds (the run's process and its finished children: the
-DataLoader workers) are printed beside the wall times. The tokenizer is the bundled default when there is one,
-else `build_codec(CodecConfig())` with random weights (saved and loaded as a checkpoint): speed does not depend
-on the weights.
+and the overhead, end-to-end wall time over the model's minus 1. The target is at most 15%. Every run has a
+process of its own, so that none inherits another's heap or threads and this one holds no model state. With
+`--repeat N` the runs go round N times (the model once more) and the table gives medians and ranges: a shared
+machine's slow spells move single runs by 10 points and more. CPU seconds (the run's process and its finished
+children: the DataLoader workers) are printed beside the wall times. The tokenizer is the bundled default when
+there is one, else `build_codec(CodecConfig())` with random weights (saved and loaded as a checkpoint): speed
+does not depend on the weights.
 
     .venv/bin/python benchmarks/pretokenize.py --limit 200              # a quick subset
     .venv/bin/python benchmarks/pretokenize.py --limit 1000 --repeat 3  # medians on a noisy machine
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA, help="the shared/data directory")
     ap.add_argument("--limit", type=int, default=200, help="utterances (0: all of both train splits)")
-    ap.add_argument("--workers", default="0,2", help="comma list of DataLoader worker counts")
+    ap.add_argument("--workers", default="0,2", help="comma list of DataLoader worker counts to read ahead with")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--device", default=None, help="default: cuda when there is one, else cpu")
     ap.add_argument("--batch-seconds", type=float, default=None, help="default: pretokenize's for the device")
@@ -68,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bucket-size", type=int, default=128)
     ap.add_argument("--shard-size", type=int, default=1000)
     ap.add_argument("--profile", default=None,
-                    help="write a cProfile of the end-to-end run with the most workers here (pstats text)")
+                    help="write a cProfile of the first end-to-end run (the device's default reading) here, as text")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of runs; the table gives medians and ranges")
-    ap.add_argument("--child", choices=("read", "end-to-end"), help=argparse.SUPPRESS)  # one run, in its own process
+    ap.add_argument("--child", choices=("model", "read", "end-to-end"), help=argparse.SUPPRESS)  # one run
+    ap.add_argument("--read-ahead", action=argparse.BooleanOptionalAction, default=True, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -84,19 +89,19 @@ def main(argv: list[str] | None = None) -> None:
         return _child(args, tok, files)
     load_start = os.getloadavg()
 
-    batches, seconds = _batches(tok, files, args)
-    _forward(tok, batches if tok.device.type == "cuda" else batches[:1])  # warm-up (and cuDNN autotuning)
-    worker_counts = [int(w) for w in args.workers.split(",") if w]
-    model = [_timed(_forward, tok, batches)]
-    runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
-    for r in range(args.repeat):  # rounds, so that a slow spell of a shared machine hits every row alike
-        for workers in worker_counts:
+    readers = [(True, int(w)) for w in args.workers.split(",") if w]  # (read ahead, workers)
+    if tok.device.type == "cpu":
+        readers.insert(0, (False, 0))
+    model, runs = [], {}
+    for r in range(args.repeat + 1):  # rounds, so that a slow spell of a shared machine hits every row alike
+        wall, cpu, seconds, padded, num_batches = _in_child(argv, "model")
+        model.append((wall, cpu))
+        for ahead, workers in readers if r < args.repeat else ():
             for run in ("read", "end-to-end"):
-                profile = args.profile if run == "end-to-end" and workers == max(worker_counts) and r == 0 else None
-                wall, cpu, done = _in_child(argv, run, workers, profile)
-                assert done == len(files), f"{run}, {workers} workers: {done} of {len(files)} files done"
-                runs.setdefault((run, workers), []).append((wall, cpu))
-        model.append(_timed(_forward, tok, batches))
+                profile = args.profile if run == "end-to-end" and (ahead, workers) == readers[0] and r == 0 else None
+                wall, cpu, done = _in_child(argv, run, ahead, workers, profile)
+                assert done == len(files), f"{run}, {_reading(ahead, workers)}: {done} of {len(files)} files done"
+                runs.setdefault((run, ahead, workers), []).append((wall, cpu))
     load_end = os.getloadavg()
 
     model_s, model_cpu = (statistics.median(m[k] for m in model) for k in (0, 1))
@@ -105,21 +110,21 @@ def main(argv: list[str] | None = None) -> None:
           f"{torch.__version__}, {torch.get_num_threads()} torch threads, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
           + f"; load average {_load(load_start)} at start, {_load(load_end)} at end")
-    padded = sum(b[0].numel() for b in batches) / tok.sample_rate
     print(f"Tokenizer: {which} ({tok.sample_rate} Hz, {tok.num_codebooks} x {tok.codebook_size}, config "
           f"{tok.config_hash}); {len(files)} train files of {', '.join(SETS)}, {seconds / 3600:.3f} h; "
-          f"{len(batches)} batches (at most {args.batch_seconds:g} s padded, {args.max_batch_size} items, buckets of "
+          f"{num_batches} batches (at most {args.batch_seconds:g} s padded, {args.max_batch_size} items, buckets of "
           f"{args.bucket_size}), padding {100 * (padded / seconds - 1):.1f}% of the audio; medians of "
           f"{len(model)} model runs and {args.repeat} of each other run (range in brackets)")
     print()
-    print("| run | workers | wall s | audio s / wall s | overhead (wall) | CPU s | overhead (CPU) |")
+    print("| run | reading | wall s | audio s / wall s | overhead (wall) | CPU s | overhead (CPU) |")
     print("|---|---|---|---|---|---|---|")
     print(f"| model forward | - | {_spread([m[0] for m in model])} | {seconds / model_s:.1f} | - | "
           f"{_spread([m[1] for m in model])} | - |")
     names = {"read": "reading alone (no model)", "end-to-end": "pretokenize end to end"}
-    for (run, workers), timings in runs.items():
+    for (run, ahead, workers), timings in runs.items():
         wall, cpu = (statistics.median(t[k] for t in timings) for k in (0, 1))
-        print(f"| {names[run]} | {workers} | {_spread([t[0] for t in timings])} | {seconds / wall:.1f} | "
+        print(f"| {names[run]} | {_reading(ahead, workers)} | {_spread([t[0] for t in timings])} | "
+              f"{seconds / wall:.1f} | "
               f"{100 * (wall / model_s - 1):+.1f}% | {_spread([t[1] for t in timings])} | "
               f"{100 * (cpu / model_cpu - 1):+.1f}% |")
     print()
@@ -150,7 +155,8 @@ def _train_files(data: Path, limit: int) -> list[Path]:
 def _batches(tok: Tokenizer, files: list[Path], args) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float]:
     """The padded batches `pretokenize` forms (windows of `bucket_size` files in order, within shards, sorted and
     cut by `bucket`), on the device, with their frame lengths; and the seconds of audio."""
-    wavs = [audio.load(f, tok.sample_rate)[0, 0] for f in files]
+    with ThreadPoolExecutor(os.cpu_count()) as pool:  # outside the clock: only quick
+        wavs = list(pool.map(lambda f: audio.load(f, tok.sample_rate)[0, 0], files))
     hop = tok.hop_length
     batches = []
     for s in range(0, len(wavs), args.shard_size):
@@ -177,44 +183,56 @@ def _forward(tok: Tokenizer, batches) -> None:
             torch.cuda.synchronize()
 
 
-def _in_child(argv: list[str] | None, run: str, workers: int, profile: str | None = None
-              ) -> tuple[float, float, int]:
-    """(wall s, CPU s, files done) of one run in a fresh process, as the CLI runs: this process holds the model's
-    warm heap, which forked DataLoader workers would share copy-on-write, and earlier runs' state."""
+def _reading(ahead: bool, workers: int) -> str:
+    if not ahead:
+        return f"between passes, {torch.get_num_threads()} threads"
+    return f"ahead, {workers} workers" if workers else "ahead, a thread"
+
+
+def _in_child(argv: list[str] | None, run: str, ahead: bool = True, workers: int = 0, profile: str | None = None
+               ) -> list:
+    """What one run in a fresh process prints (see `_child`), as the CLI runs: no state of earlier runs."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv += ["--child", run, "--workers", str(workers), "--profile", profile or ""]
+    argv += ["--child", run, "--workers", str(workers), "--profile", profile or "",
+             "--read-ahead" if ahead else "--no-read-ahead"]
     out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
     if out.returncode:
-        sys.exit(f"{run} run with {workers} workers failed:\n{out.stderr}")
-    wall, cpu, done = json.loads(out.stdout.strip().splitlines()[-1])
-    return wall, cpu, done
+        sys.exit(f"{run} run, {_reading(ahead, workers)}, failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _child(args, tok: Tokenizer, files: list[Path]) -> None:
-    """One timed run (`--child`); prints [wall s, CPU s, files written or failed] as JSON."""
+    """One timed run (`--child`); prints as JSON [wall s, CPU s, files written or failed], or for the model
+    [wall s, CPU s, seconds of audio, seconds of padded audio, batches]."""
     workers = int(args.workers)
+    if args.child == "model":
+        batches, seconds = _batches(tok, files, args)
+        _forward(tok, batches if tok.device.type == "cuda" else batches[:1])  # warm-up (and cuDNN autotuning)
+        wall, cpu = _timed(_forward, tok, batches)
+        padded = sum(b[0].numel() for b in batches) / tok.sample_rate
+        return print(json.dumps([wall, cpu, seconds, padded, len(batches)]))
     if args.child == "read":
-        (wall, cpu), done = _timed(_read_only, tok, files, workers, args, result=True)
+        (wall, cpu), done = _timed(_read_only, tok, files, workers, args, result=True)  # args.read_ahead inside
     else:
         with tempfile.TemporaryDirectory() as out:
             (wall, cpu), result = _timed(_profiled, args.profile, pretokenize, tok, files, out, num_workers=workers,
-                                         num_parts=1, part=0, batch_seconds=args.batch_seconds,
-                                         max_batch_size=args.max_batch_size, bucket_size=args.bucket_size,
-                                         shard_size=args.shard_size, result=True)
+                                         read_ahead=args.read_ahead, num_parts=1, part=0,
+                                         batch_seconds=args.batch_seconds, max_batch_size=args.max_batch_size,
+                                         bucket_size=args.bucket_size, shard_size=args.shard_size, result=True)
         done = result.rows + len(result.failures)
     print(json.dumps([wall, cpu, done]))
 
 
 def _read_only(tok: Tokenizer, files: list[Path], workers: int, args) -> int:
-    """The pipeline's reading alone: its DataLoader's windows (read, resampled, bucketed, padded), no model; the
-    number of files."""
+    """The pipeline's reading alone: its windows (read, resampled, bucketed, padded), no model; the number of
+    files."""
     from speechtok.pretokenize import _make_shards, _windows
 
     paths = [str(f) for f in files]
     shards = _make_shards(paths, paths, range(len(paths)), args.shard_size)
     done = 0
     for _, window in _windows(tok, shards, paths, args.bucket_size, args.batch_seconds, args.max_batch_size,
-                              workers):
+                              workers, args.read_ahead):
         done += len(window.indices)
     return done
 

@@ -23,15 +23,20 @@ temp name and renamed, so it exists whole or not at all, and a rerun redoes exac
 tokenizer (config and weights), `n_q`, `dtype`, `num_parts`, `shard_size` and a hash of the item list, so a rerun
 that would change which item goes to which shard is refused instead of writing duplicates or gaps.
 
-Speed: files are read, downmixed and resampled in DataLoader worker processes (or, with `num_workers=0`, in a
-thread one window ahead), `bucket_size` consecutive items of a shard at a time; the worker sorts them by length
-and cuts them into padded batches of at most `batch_seconds` of padded audio, `max_batch_size` items and 10%
-padding, with per-item lengths, so that each item gets the codes it gets alone (`Tokenizer.encode(...,
-lengths=)`; DESIGN.md, "Invariance"). Before forking the workers it hands the heap's free pages back to the OS:
-a process warm from earlier forward passes would otherwise share GBs with them copy-on-write, and its next passes
-would copy every page they reuse (2 workers ran 1.5x slower after a warm-up run in the same process). Files
-longer than the tokenizer's `chunk_seconds` are encoded in overlapping chunks by the core, so activations stay
-bounded; the waveform itself is read whole.
+Speed: files are read, downmixed and resampled a window at a time (`bucket_size` consecutive items of a shard),
+sorted by length and cut into padded batches of at most `batch_seconds` of padded audio, `max_batch_size` items
+and 10% padding, with per-item lengths, so that each item gets the codes it gets alone (`Tokenizer.encode(...,
+lengths=)`; DESIGN.md, "Invariance"). Files longer than the tokenizer's `chunk_seconds` are encoded in
+overlapping chunks by the core, so activations stay bounded; the waveform itself is read whole. Where the windows
+are read depends on what runs the model (`read_ahead` overrides it):
+- on a GPU, DataLoader worker processes read ahead while it encodes (`num_workers=0`: a thread, one window
+  ahead). Before forking the workers the heap's free pages go back to the OS: a process warm from earlier forward
+  passes would otherwise share GBs with them copy-on-write, and its next passes would copy every page they reuse
+  (2 workers ran 1.5x slower after a warm-up run in the same process);
+- on the CPU, reading and the model need the same cores, and a reader that preempts one of torch's threads stalls
+  the others at their next barrier: each window is read between forward passes instead, by as many threads as
+  torch uses (decoding and resampling release the GIL). On 2 cores this took the time over the pure forward from
+  +20% / +26% (2 worker processes / a thread, reading ahead) to +14% (`benchmarks/pretokenize.py`, medians).
 
 Bad files (unreadable, empty, shorter than one frame, NaN) are logged in one line, listed in `.failures.tsv` and
 skipped; the run goes on. Errors that are not the file's fault (out of memory, a broken model) stop the run; the
@@ -50,6 +55,7 @@ import time
 import types
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,7 +404,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
                 out_dir: str | os.PathLike, *, n_q: int | None = None, num_parts: int | None = None,
                 part: int | None = None, shard_size: int = 1000, batch_seconds: float | None = None,
                 max_batch_size: int = 64, bucket_size: int = 128, num_workers: int = 2,
-                device: str | torch.device | None = None, dtype: str = "float32",
+                read_ahead: bool | None = None, device: str | torch.device | None = None, dtype: str = "float32",
                 root: str | os.PathLike | None = None, splits: Sequence[str] = (), skip_missing: bool = False,
                 dedup: bool = False, progress: bool = False) -> PretokenizeResult:
     """Encode every audio file of `inputs` with `tokenizer` into Parquet shards in `out_dir` (see the module doc).
@@ -413,8 +419,10 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
         together and sorted by length into batches of at most `batch_seconds` of padded audio, `max_batch_size`
         items and 10% padding (`bucket`); the larger, the fewer and fuller the batches, and the more audio each
         worker holds. batch_seconds defaults to `BATCH_SECONDS` of the device (200 on CUDA, 50 on CPU).
-    num_workers: DataLoader worker processes that read and resample (0: a thread of this process, one window
-        ahead).
+    num_workers, read_ahead: with `read_ahead`, `num_workers` DataLoader worker processes read the next windows
+        while the model encodes (0: a thread of this process, one window ahead). `read_ahead` defaults to True on
+        accelerators; on the CPU each window is read between forward passes by as many threads as torch uses,
+        and `num_workers` is not used.
     device: default CUDA when there is one, else CPU; "cuda" means `cuda:LOCAL_RANK` (torchrun's); a given
         Tokenizer stays on its device unless `device` is given.
     dtype: float32, or bfloat16 / float16 under autocast (recorded in `.meta.json`).
@@ -433,6 +441,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     num_parts, part = resolve_part(num_parts, part)
     tok = _tokenizer(tokenizer, device)
     batch_seconds = default_batch_seconds(tok.device) if batch_seconds is None else batch_seconds
+    read_ahead = tok.device.type != "cpu" if read_ahead is None else read_ahead
     n_q = tok._check_n_q(n_q)
     out = Path(out_dir)
 
@@ -457,7 +466,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     bar = _Progress(len(mine), len(mine) - sum(len(s.ids) for s in todo), part, num_parts, t0) if progress else None
     try:
         for shard, window in _windows(tok, todo, [str(paths[k]) for k in mine], bucket_size, batch_seconds,
-                                      max_batch_size, num_workers):
+                                      max_batch_size, num_workers, read_ahead):
             for index, error in window.failures:
                 shard.skip(index, error)
             for batch in window.batches:
@@ -487,9 +496,10 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
 
 
 def _windows(tok: Tokenizer, shards: list[_Shard], paths: list[str], bucket_size: int, batch_seconds: float,
-             max_batch_size: int, num_workers: int) -> Iterator[tuple[_Shard, _Window]]:
+             max_batch_size: int, num_workers: int, read_ahead: bool) -> Iterator[tuple[_Shard, _Window]]:
     """(shard, window) for every window of `bucket_size` consecutive items of each shard, in order, read and
-    batched by DataLoader workers. Sets each shard's `windows_left`."""
+    batched ahead by DataLoader workers, or between forward passes (see the module doc). Sets each shard's
+    `windows_left`."""
     windows: list[list[int]] = []
     owner: list[_Shard] = []
     for shard in shards:
@@ -499,15 +509,26 @@ def _windows(tok: Tokenizer, shards: list[_Shard], paths: list[str], bucket_size
         owner += [shard] * len(chunks)
     if not windows:
         return
-    loader = DataLoader(
-        _AudioFiles(paths, tok.sample_rate), batch_sampler=windows, num_workers=num_workers,
-        pin_memory=tok.device.type == "cuda",
-        collate_fn=_Bucketer(tok.sample_rate, tok.hop_length, int(batch_seconds * tok.sample_rate), max_batch_size),
-    )
+    files = _AudioFiles(paths, tok.sample_rate)
+    bucketer = _Bucketer(tok.sample_rate, tok.hop_length, int(batch_seconds * tok.sample_rate), max_batch_size)
+    if not read_ahead:
+        yield from zip(owner, _read_between(files, bucketer, windows, torch.get_num_threads()))
+        return
+    loader = DataLoader(files, batch_sampler=windows, num_workers=num_workers, collate_fn=bucketer,
+                        pin_memory=tok.device.type == "cuda")
     if num_workers:
         release_free_memory()  # before the fork: the workers must not share a warm heap copy-on-write
     # no workers: read in a thread, one window ahead (decoding and resampling release the GIL)
     yield from zip(owner, loader if num_workers else prefetch(loader))
+
+
+def _read_between(files: _AudioFiles, bucketer: _Bucketer, windows: list[list[int]], threads: int
+                  ) -> Iterator[_Window]:
+    """Each window read by `threads` threads when the consumer asks for it, so that reading never competes with
+    the consumer's own threads."""
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="speechtok-read") as pool:
+        for window in windows:
+            yield bucketer(list(pool.map(files.__getitem__, window)))
 
 
 def default_batch_seconds(device: str | torch.device) -> float:

@@ -165,13 +165,48 @@ def test_every_item_gets_its_codes_alone(tiny_ckpt, corpus, tok, tmp_path):
 
     chunked.encode = spy
     out = tmp_path / "ds"
-    result = pretokenize(chunked, corpus, out, batch_seconds=6.0, bucket_size=16, num_workers=2)
+    result = pretokenize(chunked, corpus, out, batch_seconds=6.0, bucket_size=16, num_workers=2, read_ahead=True)
     assert any(len(set(lengths)) > 1 for lengths in shapes)  # items of different lengths shared a batch
     assert max(len(lengths) for lengths in shapes) >= 3
     assert result.rows == 11 and len(result.failures) == 3
     rows = read_rows(out)
     alone = {k: {"codes": tok.encode_file(r["source_path"]).codes[0].numpy()} for k, r in rows.items()}
     assert_same_codes(tok, rows, alone)
+
+
+def test_reading_ahead_or_between_passes_writes_the_same_dataset(tiny_ckpt, corpus, clean, tok, tmp_path,
+                                                                  monkeypatch):
+    """On the CPU each window is read between forward passes by default; reading ahead (a thread, one window ahead)
+    writes the very same rows and failures, and both the clean run's codes (made with other torch threads: near
+    ties aside)."""
+    from speechtok import pretokenize as module
+
+    between = []
+    read_between = module._read_between
+    monkeypatch.setattr(module, "_read_between", lambda *a: between.append(a[-1]) or read_between(*a))
+    pretokenize(tiny_ckpt, corpus, tmp_path / "default", **SMALL)
+    assert between == [torch.get_num_threads()]
+    pretokenize(tiny_ckpt, corpus, tmp_path / "ahead", read_ahead=True, **SMALL)
+    assert len(between) == 1
+    rows, ahead = read_rows(tmp_path / "default"), read_rows(tmp_path / "ahead")
+    assert sorted(rows) == sorted(ahead) and all(rows[k]["codes"] == ahead[k]["codes"] for k in rows)
+    assert read_failures(tmp_path / "default") == read_failures(tmp_path / "ahead") == read_failures(clean)
+    assert_same_codes(tok, rows, read_rows(clean))
+
+
+def test_threads_read_a_window_in_order(corpus):
+    """Several reader threads give the window one thread gives: same items, batches and padded audio."""
+    from speechtok.pretokenize import _AudioFiles, _Bucketer, _read_between
+
+    paths = sorted(str(p) for p in corpus.rglob("*") if p.is_file())
+    files, bucketer = _AudioFiles(paths, 16000), _Bucketer(16000, 320, max_samples=40000, max_items=4)
+    windows = [list(range(0, 8)), list(range(8, len(paths)))]
+    one, three = (list(_read_between(files, bucketer, windows, n)) for n in (1, 3))
+    assert [w.indices for w in three] == windows
+    for a, b in zip(one, three):
+        assert a.failures == b.failures and len(a.batches) == len(b.batches) > 1
+        for x, y in zip(a.batches, b.batches):
+            assert x.indices == y.indices and torch.equal(x.wav, y.wav) and torch.equal(x.lengths, y.lengths)
 
 
 def test_bad_files_are_listed_and_skipped(tiny_ckpt, corpus, clean, tmp_path, caplog):
@@ -246,10 +281,11 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tiny_ckpt, corpus, clean,
 
 
 def test_two_processes_write_the_dataset_of_one(tiny_ckpt, corpus, clean, tok, tmp_path):
-    """Part 1 in a `speechtok pretokenize` process while part 0 runs here, at the same time, into one directory."""
+    """Part 1 in a `speechtok pretokenize` process (reading ahead) while part 0 runs here, at the same time, into
+    one directory."""
     out = tmp_path / "ds"
     proc = cli("pretokenize", tiny_ckpt, corpus, "-o", out, "--no-progress", "--shard-size", 2, "--bucket-size", 2,
-               "--num-workers", 0, "--num-parts", 2, "--part", 1)
+               "--num-workers", 0, "--read-ahead", "--num-parts", 2, "--part", 1)
     here = pretokenize(tiny_ckpt, corpus, out, num_parts=2, part=0, **SMALL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err

@@ -42,7 +42,7 @@ else
 fi
 
 # 1. pre-tokenization on CUDA, alone on the machine (issue 8)
-timeout ${BENCH_TIMEOUT:-110} $PY benchmarks/pretokenize.py --data .data $BENCH --profile "$RUNS/pretokenize.prof.txt" \
+timeout ${BENCH_TIMEOUT:-140} $PY benchmarks/pretokenize.py --data .data $BENCH --profile "$RUNS/pretokenize.prof.txt" \
   > "$RUNS/pretokenize.log" 2>&1
 echo "pretokenize rc=$? at $(( $(date +%s) - T0 )) s" >> "$RUNS/env.txt"
 

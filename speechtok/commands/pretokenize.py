@@ -33,7 +33,10 @@ def register(sub) -> None:
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                    help="model precision (autocast for the half ones)")
     p.add_argument("--num-workers", type=int, default=2,
-                   help="reader processes (0: a reader thread in the main process)")
+                   help="reader processes that read ahead (0: a reader thread in the main process)")
+    p.add_argument("--read-ahead", action=argparse.BooleanOptionalAction, default=None,
+                   help="read the next files while the model encodes (default: on a GPU; on the CPU, where both "
+                        "need the same cores, files are read between forward passes by torch's threads)")
     p.add_argument("--batch-seconds", type=float, default=None,
                    help="padded audio per batch, in seconds (default: 200 on a GPU, 50 on the CPU)")
     p.add_argument("--max-batch-size", type=int, default=64, help="items per batch at most")
@@ -67,7 +70,8 @@ def cmd_pretokenize(args: argparse.Namespace) -> int:
         result = pretokenize(
             args.model, args.inputs, args.output, n_q=args.n_q, num_parts=args.num_parts, part=args.part,
             shard_size=args.shard_size, batch_seconds=args.batch_seconds, max_batch_size=args.max_batch_size,
-            bucket_size=args.bucket_size, num_workers=args.num_workers, device=args.device, dtype=args.dtype,
+            bucket_size=args.bucket_size, num_workers=args.num_workers, read_ahead=args.read_ahead,
+            device=args.device, dtype=args.dtype,
             root=args.root, splits=args.splits, skip_missing=args.skip_missing, dedup=args.dedup,
             progress=not args.no_progress and (args.part is not None or rank0),
         )
