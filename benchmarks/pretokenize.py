@@ -155,7 +155,7 @@ def _train_files(data: Path, limit: int) -> list[Path]:
 def _batches(tok: Tokenizer, files: list[Path], args) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float]:
     """The padded batches `pretokenize` forms (windows of `bucket_size` files in order, within shards, sorted and
     cut by `bucket`), on the device, with their frame lengths; and the seconds of audio."""
-    with ThreadPoolExecutor(os.cpu_count()) as pool:  # outside the clock: only quick
+    with ThreadPoolExecutor(os.cpu_count()) as pool:  # outside the clock; threads only shorten the wait
         wavs = list(pool.map(lambda f: audio.load(f, tok.sample_rate)[0, 0], files))
     hop = tok.hop_length
     batches = []

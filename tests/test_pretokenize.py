@@ -177,8 +177,8 @@ def test_every_item_gets_its_codes_alone(tiny_ckpt, corpus, tok, tmp_path):
 def test_reading_ahead_or_between_passes_writes_the_same_dataset(tiny_ckpt, corpus, clean, tok, tmp_path,
                                                                   monkeypatch):
     """On the CPU each window is read between forward passes by default; reading ahead (a thread, one window ahead)
-    writes the very same rows and failures, and both the clean run's codes (made with other torch threads: near
-    ties aside)."""
+    writes the very same rows and failures, and both give the clean run's codes (made under other torch threads:
+    near ties aside)."""
     from speechtok import pretokenize as module
 
     between = []
