@@ -526,9 +526,12 @@ def _read_between(files: _AudioFiles, bucketer: _Bucketer, windows: list[list[in
                   ) -> Iterator[_Window]:
     """Each window read by `threads` threads when the consumer asks for it, so that reading never competes with
     the consumer's own threads."""
-    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="speechtok-read") as pool:
+    pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="speechtok-read")
+    try:
         for window in windows:
             yield bucketer(list(pool.map(files.__getitem__, window)))
+    finally:  # stopped early (an error, Ctrl-C): the window's files not yet started are not read
+        pool.shutdown(cancel_futures=True)
 
 
 def default_batch_seconds(device: str | torch.device) -> float:
