@@ -192,6 +192,8 @@ def test_reading_ahead_or_between_passes_writes_the_same_dataset(tiny_ckpt, corp
     assert sorted(rows) == sorted(ahead) and all(rows[k]["codes"] == ahead[k]["codes"] for k in rows)
     assert read_failures(tmp_path / "default") == read_failures(tmp_path / "ahead") == read_failures(clean)
     assert_same_codes(tok, rows, read_rows(clean))
+    # how files are read is no part of the dataset's identity: a rerun that reads ahead resumes, not refused
+    assert pretokenize(tiny_ckpt, corpus, tmp_path / "default", read_ahead=True, **SMALL).shards_written == 0
 
 
 def test_threads_read_a_window_in_order(corpus):
