@@ -81,16 +81,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tok, which = _tokenizer(device)
+    tok, which = _tokenizer(device if args.child else "cpu")  # this process only prints the tokenizer's figures
     if args.batch_seconds is None:
-        args.batch_seconds = default_batch_seconds(tok.device)
+        args.batch_seconds = default_batch_seconds(device)
     files = _train_files(args.data, args.limit)
     if args.child:
         return _child(args, tok, files)
     load_start = os.getloadavg()
 
     readers = [(True, int(w)) for w in args.workers.split(",") if w]  # (read ahead, workers)
-    if tok.device.type == "cpu":
+    if torch.device(device).type == "cpu":
         readers.insert(0, (False, 0))
     model, runs = [], {}
     for r in range(args.repeat + 1):  # rounds, so that a slow spell of a shared machine hits every row alike
