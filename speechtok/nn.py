@@ -50,19 +50,18 @@ def lengths_to_mask(lengths: Tensor, size: int) -> Tensor:
 def zero_past_(x: Tensor, lengths: Tensor) -> Tensor:
     """x [B, C, T] with each item's steps from lengths[b] on set to zero, in place: for fresh activations only.
     On the CPU it writes the padded tails alone (a masked multiply makes a new tensor from a pass over all of x:
-    the codec's encode of padded batches took 2.4% longer with it, median of 3 pairs); elsewhere one masked fill,
-    with no sync to the host."""
+    the codec's encode of padded batches took 2.4% longer with it, median of 3 pairs); elsewhere it multiplies by
+    the mask in place, with no sync to the host."""
     if x.device.type == "cpu":
         for row, n in enumerate(lengths.tolist()):
             if n < x.shape[-1]:
                 x[row, :, n:] = 0
         return x
-    return _fill_past_(x, lengths)
+    return _mask_past_(x, lengths)
 
 
-def _fill_past_(x: Tensor, lengths: Tensor) -> Tensor:
-    steps = torch.arange(x.shape[-1], device=x.device)
-    return x.masked_fill_((steps[None, :] >= lengths[:, None]).unsqueeze(1), 0)
+def _mask_past_(x: Tensor, lengths: Tensor) -> Tensor:
+    return x.mul_(lengths_to_mask(lengths, x.shape[-1]))
 
 
 class PaddedConv1d(nn.Module):

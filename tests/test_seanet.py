@@ -1,7 +1,7 @@
 import torch
 
 from speechtok.codecs.seanet import SEANetConfig, SEANetEncoder
-from speechtok.nn import _fill_past_, lengths_to_mask, zero_past_
+from speechtok.nn import _mask_past_, lengths_to_mask, zero_past_
 
 
 def tiny(**kw) -> SEANetEncoder:
@@ -46,10 +46,10 @@ def test_lstm_option_is_batch_invariant_with_lengths():
 
 
 def test_zeroing_the_padding_in_place_equals_the_masked_multiply():
-    """Both ways (the CPU's: each item's tail; elsewhere: one masked fill) give x times the lengths mask, in the
-    very tensor, and the gradient of the multiply."""
+    """Both ways (the CPU's: each item's tail; elsewhere: an in-place multiply) give x times the lengths mask, in
+    the very tensor, and the gradient of the multiply."""
     lengths = torch.tensor([7, 3, 0, 9])
-    for zero in (zero_past_, _fill_past_):
+    for zero in (zero_past_, _mask_past_):
         base = torch.randn(4, 2, 9, requires_grad=True)
         x = base * 2.0
         expected = x.detach() * lengths_to_mask(lengths, 9)
