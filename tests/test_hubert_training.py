@@ -190,3 +190,20 @@ def test_iteration_two_starts_from_iteration_one(corpus, tmp_path):
     other = dict(hubert_recipe(corpus), model={**TINY_HUBERT, "num_hidden_layers": 1})
     with pytest.raises(ValueError, match="not a HuBERT of this recipe"):
         build_task(recipe_from_dict(other)).init_from(tmp_path / "it1-export")
+
+
+def test_speaker_perturbation_changes_what_the_student_hears_not_the_targets(corpus):
+    raw = hubert_recipe(corpus)
+    raw["task_config"]["perturb_prob"] = 1.0
+    task = build_task(recipe_from_dict(raw))
+    heard, targeted = [], []
+    task.net["hubert"].register_forward_pre_hook(lambda module, args: heard.append(args[0].clone()))
+    task.targets.register_forward_pre_hook(lambda module, args: targeted.append(args[0].clone()))
+    batch = fixed_batch()
+    task.step(batch, step=0, update=lambda group, loss: None)
+    assert torch.equal(targeted[0], batch)
+    assert heard[0].shape == batch[:, 0].shape and not torch.allclose(heard[0], batch[:, 0], atol=1e-3)
+    for bad in ({"perturb_prob": 1.5}, {"perturb_max_ratio": 0.8}):
+        raw["task_config"].update({"perturb_prob": 0.5, "perturb_max_ratio": 1.2, **bad})
+        with pytest.raises(ValueError, match="perturb_prob must be in"):
+            build_task(recipe_from_dict(raw))

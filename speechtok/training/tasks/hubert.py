@@ -3,7 +3,9 @@
 Spans of `mask_length` frames starting at about `mask_prob` x T / mask_length random frames are replaced by a learned
 embedding after the conv extractor; the transformer's last layer predicts each masked frame's target (cross-entropy
 over a linear head; unmasked frames weigh `unmasked_weight`, 0 in HuBERT: its alpha = 1). Iteration 1 targets are
-k-means clusters of MFCCs, iteration 2 the units of an iteration-1 model (`targets.kind: units`).
+k-means clusters of MFCCs, iteration 2 the units of an iteration-1 model (`targets.kind: units`). With
+`perturb_prob` > 0 the student hears some crops with their pitch and formants shifted while the targets come from
+the clean crop (ContentVec's speaker perturbation), so that its features keep less of the speaker.
 
 `export()` gives a hubert-units tokenizer of `export_layer` whose k-means is a placeholder (one zero centroid):
 fit it on the model's features with `speechtok kmeans` before using its units.
@@ -23,6 +25,7 @@ from ...codecs.hubert import HubertConfig, HubertModel
 from ...families import HubertUnitsConfig, build_hubert_units
 from ...quantizers.kmeans import KMeansConfig, load_centroids
 from ...tokenizer import Tokenizer
+from ..augment import perturb_speakers
 from ..targets import MFCC, KMeansTargets, UnitTargets
 from .base import Task, Update
 
@@ -34,6 +37,8 @@ class HubertTaskConfig:
     mask_length: int = 10
     unmasked_weight: float = 0.0  # loss weight of unmasked frames (fairseq's pred_nomask_weight; HuBERT uses 0)
     export_layer: int = 3  # the layer whose features the exported tokenizer gives
+    perturb_prob: float = 0.0  # share of crops the student hears with another voice (targets: the clean crop)
+    perturb_max_ratio: float = 1.2  # pitch and formants scaled by one of 8 ratios log-spaced in [1 / r, r]
     seed: int = 0  # of the masks: step k draws from seed + k (no global RNG)
     name: str = "speechtok-hubert"
 
@@ -76,6 +81,9 @@ class HubertTask(Task):
         if not 0 <= self.cfg.export_layer <= self.model_cfg.num_hidden_layers:
             raise ValueError(f"export_layer {self.cfg.export_layer} is out of range "
                              f"0..{self.model_cfg.num_hidden_layers}")
+        if not 0 <= self.cfg.perturb_prob <= 1 or self.cfg.perturb_max_ratio < 1:
+            raise ValueError(f"perturb_prob must be in [0, 1] and perturb_max_ratio at least 1, got "
+                             f"{self.cfg.perturb_prob} and {self.cfg.perturb_max_ratio}")
         self.targets = build_targets(dict(self.cfg.targets))
         self.net = nn.ModuleDict({
             "hubert": HubertModel(self.model_cfg),
@@ -94,7 +102,8 @@ class HubertTask(Task):
         b, frames = target.shape
         gen = torch.Generator().manual_seed(self.cfg.seed + step)
         mask = span_mask(b, frames, self.cfg.mask_prob, self.cfg.mask_length, gen).to(batch.device)
-        logits = self.net["head"](self.net["hubert"](batch[:, 0], time_mask=mask)[-1])  # [B, T', K]
+        heard = perturb_speakers(batch, self.cfg.perturb_prob, self.cfg.perturb_max_ratio, gen)
+        logits = self.net["head"](self.net["hubert"](heard[:, 0], time_mask=mask)[-1])  # [B, T', K]
         masked_ce = F.cross_entropy(logits[mask], target[mask])
         logs = {}
         loss = masked_ce
