@@ -4,10 +4,11 @@
         --mfcc-kmeans runs/hubert/mfcc_km100.safetensors --units 100=runs/hubert/km100.safetensors \
         --units-layer 3 --max-triplets 5000 -o runs/hubert/abx-ls.json
 
-Rows: `mfcc` (speechtok abx's MFCC: 13 + deltas, CMVN, 10 ms), `mfcc-km` (centroids of the 20 ms MFCCs HuBERT
-iteration 1 predicts, K as fitted), `hubert-L<i>` (hidden state i), `units-K<k>` (centroids of the units of
-`--units-layer`). Units and k-means are compared through their centroid vectors, as `speechtok abx` compares codes
-through codebook embeddings. HuBERT frames are centred on sample 320 i + 200 (offset 40 on the 320 grid).
+Rows: `mfcc` (speechtok abx's MFCC: 13 + deltas, CMVN, 10 ms), `mfcc-20ms` (the MFCCs HuBERT iteration 1
+clusters, on HuBERT's grid: 25 ms windows every 20 ms), `mfcc-km` (their k-means centroids, K as fitted),
+`hubert-L<i>` (hidden state i), `units-K<k>` (centroids of the units of `--units-layer`). Units and k-means are
+compared through their centroid vectors, as `speechtok abx` compares codes through codebook embeddings. HuBERT
+frames are centred on sample 320 i + 200 (offset 40 on the 320 grid).
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def main() -> None:
             raise SystemExit(f"{uid}: {ref.sample_rate} Hz; this benchmark is for 16 kHz sets")
         put("mfcc", uid, torch.from_numpy(mfcc_features(ref.wav, 16000).features), 16000, 160, -80)
         with torch.inference_mode():
+            m = rearrange(mfcc20(wav[None, None])[0], "d t -> t d")
+            put("mfcc-20ms", uid, m, 16000, 320, 40)
             if mfcc_km is not None:
-                m = rearrange(mfcc20(wav[None, None])[0], "d t -> t d")
                 put(f"mfcc-km{mfcc_km.shape[0]}", uid, mfcc_km[nearest(m, mfcc_km)], 16000, 320, 40)
             states = tok.encoder.model(wav[None], last_layer=max(layers + [units_layer]))
             for i in layers:
