@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# One GPU lease, one command of at most 10 minutes: the pre-tokenization benchmark on CUDA, then three trainings
-# side by side on the one GPU (the models are small, so one process each leaves the GPU mostly idle):
+# One GPU lease, one command of at most 10 minutes: with BENCH=1 the pre-tokenization benchmark on CUDA first
+# (about 2 minutes), then trainings side by side on the one GPU (the models are small, so one process each leaves
+# the GPU mostly idle). JOBS chooses them, by default "hybrid hubert hubert-perturbed":
 #   codec   the bundled codec's adversarial phase (init_from the bundled weights, discriminators from scratch)
 #   hybrid  SpeechTokenizer from scratch, distilled towards the bundled HuBERT, adversarial from step 0
 #   hubert  HuBERT iteration 2 from scratch on the bundled units (iteration 1, layer 3, K = 100)
+#   hubert-perturbed  the same with speaker perturbation (3 crops in 4), so that one lease compares the two
 # Each run is time-boxed (train.max_minutes) to end before the lease, then exported (EMA and last-step weights);
 # the exports and logs come back under $OUT (at most 8 files: one tar per export, one for the logs).
 # Carry: .whl (wheels the device lacks) and .data (examples/gpu_lease/prepare_data.py).
@@ -35,16 +37,18 @@ left() { echo $(( T0 + BUDGET - $(date +%s) )); }
 DATA="data.sources=[.data/librispeech_samples/manifest.tsv,.data/speechocean762/manifest.tsv]"
 if [ -n "${DRY:-}" ]; then
   COMMON="train.device=cpu train.precision=bf16 train.steps=3 train.batch_size=2 train.log_every=1 validation.every=0"
-  BENCH="--limit 20 --workers 0,2 --device cpu"; MINUTES=1
+  BENCH_ARGS="--limit 20 --workers 0,2 --device cpu"; MINUTES=1
 else
   COMMON="train.threads=4 validation.every=0 train.log_every=50 train.checkpoint_every=500"
-  BENCH="--limit 0 --workers ${BENCH_WORKERS:-0,4,8,14} --device cuda"
+  BENCH_ARGS="--limit 0 --workers ${BENCH_WORKERS:-0,4,8,14} --device cuda"
 fi
 
-# 1. pre-tokenization on CUDA, alone on the machine (issue 8)
-timeout ${BENCH_TIMEOUT:-140} $PY benchmarks/pretokenize.py --data .data $BENCH --profile "$RUNS/pretokenize.prof.txt" \
-  > "$RUNS/pretokenize.log" 2>&1
-echo "pretokenize rc=$? at $(( $(date +%s) - T0 )) s" >> "$RUNS/env.txt"
+# 1. pre-tokenization on CUDA, alone on the machine (issue 8), if asked for
+if [ -n "${BENCH:-}" ]; then
+  timeout ${BENCH_TIMEOUT:-140} $PY benchmarks/pretokenize.py --data .data $BENCH_ARGS \
+    --profile "$RUNS/pretokenize.prof.txt" > "$RUNS/pretokenize.log" 2>&1
+  echo "pretokenize rc=$? at $(( $(date +%s) - T0 )) s" >> "$RUNS/env.txt"
+fi
 
 # 2. three trainings at once, each time-boxed to end ~40 s before the budget (export and packing follow)
 MINUTES=${MINUTES:-$(awk -v s="$(left)" -v m="${MARGIN:-100}" 'BEGIN{printf "%.2f", (s - m) / 60}')}
@@ -65,16 +69,17 @@ init() {  # name [first lease's weights]
   if [ -n "${CONTINUE:-}" ]; then echo "train.init_from=$CONTINUE/$1-export"
   elif [ -n "${2:-}" ]; then echo "train.init_from=$2"; fi
 }
-for job in ${JOBS:-codec hybrid hubert}; do
+for job in ${JOBS:-hybrid hubert hubert-perturbed}; do
   case $job in
     codec) train codec codec $(init codec speechtok/pretrained/speechtok-codec-16k) task_config.adversarial_start=0 \
              train.batch_size=32 train.warmup_steps=200 train.steps=6000 train.ema_start=0 & ;;
     hybrid) train hybrid speechtokenizer task_config.teacher=speechtok/pretrained/speechtok-hubert-units \
               task_config.adversarial_start=0 train.batch_size=32 train.warmup_steps=${WARMUP:-500} \
               train.steps=${STEPS:-6000} train.ema_start=${EMA_START:-1000} $(init hybrid) & ;;
-    hubert) train hubert hubert \
-              "task_config.targets={kind: units, model: speechtok/pretrained/speechtok-hubert-units}" \
-              train.batch_size=32 train.warmup_steps=500 train.steps=8000 $(init hubert) & ;;
+    hubert|hubert-perturbed)  # the second hears 3 crops in 4 with its voice shifted (perturb_prob)
+      train $job hubert "task_config.targets={kind: units, model: speechtok/pretrained/speechtok-hubert-units}" \
+        train.batch_size=32 train.warmup_steps=500 train.steps=8000 $(init $job) \
+        task_config.perturb_prob=$([ $job = hubert ] && echo 0 || echo 0.75) & ;;
     *) echo "unknown job $job" >&2 ;;
   esac
 done
