@@ -63,13 +63,18 @@ def shift_voice(wav: Tensor, ratio: float) -> Tensor:
     return resample_to(stretch(wav, ratio), wav.shape[-1])
 
 
+def check_perturbation(prob: float, max_ratio: float) -> None:
+    if not 0 <= prob <= 1 or max_ratio < 1:
+        raise ValueError(f"perturb_prob must be in [0, 1] and perturb_max_ratio at least 1, got {prob} and "
+                         f"{max_ratio}")
+
+
 def perturb_speakers(batch: Tensor, prob: float, max_ratio: float, gen: torch.Generator) -> Tensor:
     """batch [B, 1, T] with each item's voice shifted, with probability prob, by one of `voice_ratios(max_ratio)`
     drawn uniformly; the draws come from gen (on the CPU), so a step is reproducible."""
     if prob <= 0:
         return batch
-    if max_ratio < 1:
-        raise ValueError(f"perturb_max_ratio must be at least 1, got {max_ratio}")
+    check_perturbation(prob, max_ratio)
     chosen = torch.rand(batch.shape[0], generator=gen) < prob
     ratios = voice_ratios(max_ratio)
     levels = torch.randint(len(ratios), (batch.shape[0],), generator=gen)

@@ -25,7 +25,7 @@ from ...codecs.hubert import HubertConfig, HubertModel
 from ...families import HubertUnitsConfig, build_hubert_units
 from ...quantizers.kmeans import KMeansConfig, load_centroids
 from ...tokenizer import Tokenizer
-from ..augment import perturb_speakers
+from ..augment import check_perturbation, perturb_speakers
 from ..targets import MFCC, KMeansTargets, UnitTargets
 from .base import Task, Update
 
@@ -81,9 +81,7 @@ class HubertTask(Task):
         if not 0 <= self.cfg.export_layer <= self.model_cfg.num_hidden_layers:
             raise ValueError(f"export_layer {self.cfg.export_layer} is out of range "
                              f"0..{self.model_cfg.num_hidden_layers}")
-        if not 0 <= self.cfg.perturb_prob <= 1 or self.cfg.perturb_max_ratio < 1:
-            raise ValueError(f"perturb_prob must be in [0, 1] and perturb_max_ratio at least 1, got "
-                             f"{self.cfg.perturb_prob} and {self.cfg.perturb_max_ratio}")
+        check_perturbation(self.cfg.perturb_prob, self.cfg.perturb_max_ratio)
         self.targets = build_targets(dict(self.cfg.targets))
         self.net = nn.ModuleDict({
             "hubert": HubertModel(self.model_cfg),
