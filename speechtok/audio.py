@@ -5,7 +5,11 @@ Shapes: a waveform is `[T]`, `[C, T]` or `[B, C, T]`; `as_batch` turns all three
 
 from __future__ import annotations
 
+import logging
+import numbers
 import os
+import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +21,103 @@ from torch import Tensor
 from .errors import AudioError, one_line
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
+MIN_SAMPLE_RATE = 1000  # Hz; a lower rate is a mistake (seconds or kHz passed for Hz), not speech
+# Float audio is expected in [-1, 1]. A peak 4x (12 dB) over full scale is no clipped recording: it is integer PCM
+# cast to float without scaling (peaks near 32768) or a gain applied twice; encoded, it gives saturated codes.
+LOUD_PEAK = 4.0
+TRUNCATION_SLACK_S = 0.05  # missing audio tolerated where the header's length may be an estimate (see read)
+MAX_HEADER_CHUNKS = 64  # chunks scanned for a WAV's `data` or an AIFF's `COMM`
+
+log = logging.getLogger(__name__)
+_loud_warned = False  # warn_loud: once a process
 
 
-def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read any file libsndfile reads -> (float32 array [C, T], sample rate). Raises AudioError."""
+def read(path: str | os.PathLike, allow_truncated: bool = False) -> tuple[np.ndarray, int]:
+    """Read any file libsndfile reads -> (float32 array [C, T], sample rate). Raises AudioError.
+
+    A file with fewer samples than its header declares (a cut download or copy) is an AudioError too, unless
+    `allow_truncated`: then the samples that are there are returned, with a warning."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [T, C]
+        with sf.SoundFile(str(path)) as f:
+            frames, sr = f.frames, f.samplerate
+            data = f.read(dtype="float32", always_2d=True)  # [T, C]
     except Exception as e:  # libsndfile's message says why (format, truncation)
         raise AudioError(f"{path}: unreadable audio ({one_line(e)})") from None
     wav = np.ascontiguousarray(data.T)  # [T, C] -> [C, T]
     check_finite(wav, source=path)
+    _check_complete(path, wav.shape[-1], frames, sr, allow_truncated)  # first: "truncated" says more than "empty"
     if wav.shape[-1] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
     return wav, int(sr)
+
+
+def _check_complete(path: Path, got: int, frames: int, sr: int, allow_truncated: bool) -> None:
+    """AudioError (or, allowed, a warning) when `got` samples are fewer than the header declares.
+
+    libsndfile trims its frame count of a cut WAV, AIFF or W64 file to the bytes present, so for WAV and AIFF the
+    header's own length is read here; for other formats its count is compared with what decoding gave, within
+    TRUNCATION_SLACK_S (an MP3 without a length header has an estimated count)."""
+    declared = _declared_frames(path)
+    slack = 0 if declared is not None else int(TRUNCATION_SLACK_S * sr)
+    declared = frames if declared is None else declared
+    if got >= declared - slack:
+        return
+    what = (f"{path}: truncated: the header says {declared / sr:.2f} s ({declared} frames), {got / sr:.2f} s "
+            f"({got}) present")
+    if not allow_truncated:
+        raise AudioError(f"{what} (allow_truncated=True or --allow-truncated reads what is there)")
+    log.warning("%s; using what is there", what)
+
+
+def _declared_frames(path: Path) -> int | None:
+    """Sample frames a WAV (RIFF) or AIFF header declares; None for other formats, and for streamed WAVs that
+    leave the data size 0 or 0xFFFFFFFF."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+                return _riff_frames(f)
+            if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                return _aiff_frames(f)
+    except (OSError, struct.error):
+        pass
+    return None
+
+
+def _riff_frames(f) -> int | None:
+    """`data` chunk bytes // `fmt ` block align, read from the chunks after a RIFF/WAVE header."""
+    block = None
+    for _ in range(MAX_HEADER_CHUNKS):
+        head = f.read(8)
+        if len(head) < 8:
+            return None
+        cid, size = head[:4], struct.unpack("<I", head[4:])[0]
+        if cid == b"fmt ":
+            body = f.read(size)
+            block = struct.unpack("<H", body[12:14])[0]
+            f.seek(size & 1, 1)
+        elif cid == b"data":
+            streamed = size in (0, 0xFFFFFFFF)
+            return None if streamed or not block else size // block
+        else:
+            f.seek(size + (size & 1), 1)  # chunks are padded to an even size
+    return None
+
+
+def _aiff_frames(f) -> int | None:
+    """numSampleFrames of the COMM chunk (big-endian, after the channel count)."""
+    for _ in range(MAX_HEADER_CHUNKS):
+        head = f.read(8)
+        if len(head) < 8:
+            return None
+        cid, size = head[:4], struct.unpack(">I", head[4:])[0]
+        if cid == b"COMM":
+            return struct.unpack(">I", f.read(6)[2:6])[0]
+        f.seek(size + (size & 1), 1)
+    return None
 
 
 def write(path: str | os.PathLike, wav: Tensor | np.ndarray, sample_rate: int) -> None:
@@ -91,6 +176,38 @@ def check_finite(wav: Tensor | np.ndarray, source: object = "input") -> None:
         raise AudioError(f"{source}: audio contains NaN or infinite samples")
 
 
+def check_level(wav: Tensor | np.ndarray, source: object = "input") -> None:
+    """NaN or inf samples are an AudioError; a peak over LOUD_PEAK is a warning (`warn_loud`). `wav` non-empty.
+
+    Two reductions and no temporary (max and min carry NaN and inf through), so this costs what `check_finite`
+    did."""
+    hi, lo = float(wav.max()), float(wav.min())
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        raise AudioError(f"{source}: audio contains NaN or infinite samples")
+    if max(hi, -lo) > LOUD_PEAK:
+        warn_loud(max(hi, -lo), source)
+
+
+def warn_loud(peak: float, source: object) -> None:
+    """One warning a process: a corpus of unscaled files would otherwise log one line per file."""
+    global _loud_warned
+    if _loud_warned:
+        return
+    _loud_warned = True
+    log.warning("%s: audio peaks at %.1f, %.0fx full scale (float audio is expected in [-1, 1]; integer PCM "
+                "cast to float without scaling?); encoding it anyway (further loud inputs are not reported)",
+                source, peak, peak)
+
+
+def check_sample_rate(sample_rate: object, source: object = "input") -> int:
+    """`sample_rate` as an int; an AudioError unless it is a whole number of Hz, at least MIN_SAMPLE_RATE."""
+    whole = isinstance(sample_rate, numbers.Integral) or (isinstance(sample_rate, float) and sample_rate.is_integer())
+    if isinstance(sample_rate, bool) or not whole or int(sample_rate) < MIN_SAMPLE_RATE:
+        raise AudioError(f"{source}: invalid sample rate {sample_rate!r}; expected a whole number of Hz, at least "
+                         f"{MIN_SAMPLE_RATE} (e.g. 16000)")
+    return int(sample_rate)
+
+
 def prepare(wav: Tensor | np.ndarray, sample_rate: int, target_rate: int, source: object = "input") -> Tensor:
     """Any waveform -> validated mono float32 `[B, 1, T]` at `target_rate`.
 
@@ -100,23 +217,77 @@ def prepare(wav: Tensor | np.ndarray, sample_rate: int, target_rate: int, source
     batch = as_batch(wav, source)
     if batch.shape[-1] == 0:
         raise AudioError(f"{source}: empty audio (0 samples)")
-    if sample_rate != target_rate and sample_rate <= 0:
-        raise AudioError(f"{source}: invalid sample rate {sample_rate}")
+    sample_rate = check_sample_rate(sample_rate, source)
     if batch.device.type != "cpu":
-        check_finite(batch, source)
+        check_level(batch, source)
         mono = downmix(batch)
         if sample_rate == target_rate:
             return mono
         return torch.from_numpy(resample(mono.cpu().numpy(), sample_rate, target_rate)).to(batch.device)
     arr = batch.detach().numpy()
-    check_finite(arr, source)
+    check_level(arr, source)
     return torch.from_numpy(resample(downmix(arr), sample_rate, target_rate))
 
 
-def load(path: str | os.PathLike, target_rate: int) -> Tensor:
-    """Read a file and return validated mono `[1, 1, T]` at `target_rate`."""
-    wav, sr = read(path)
+def load(path: str | os.PathLike, target_rate: int, allow_truncated: bool = False) -> Tensor:
+    """Read a file and return validated mono `[1, 1, T]` at `target_rate` (`allow_truncated`: see `read`)."""
+    wav, sr = read(path, allow_truncated=allow_truncated)
     return prepare(wav, sr, target_rate, source=path)
+
+
+STREAM_BLOCK_FRAMES = 1 << 18  # frames a `stream` read takes from the file: 6-16 s at 16-44.1 kHz
+
+
+def header_seconds(path: str | os.PathLike) -> float:
+    """The duration a file's header gives (0.0 when it cannot be read: `read` then says why)."""
+    try:
+        info = sf.info(str(path))
+        return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 - any unreadable file: the caller's `read` raises the AudioError
+        return 0.0
+
+
+def stream(path: str | os.PathLike, target_rate: int, allow_truncated: bool = False,
+           block_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Read a file block by block -> validated mono float32 blocks [n] at `target_rate`, holding one block at a
+    time. Concatenated, the blocks are bit for bit the samples of `load` (the same downmix; a soxr stream gives
+    what one soxr call gives), and its errors are `read`'s: a bad block raises when it is reached."""
+    path, block_frames = Path(path), block_frames or STREAM_BLOCK_FRAMES
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as e:  # noqa: BLE001 - libsndfile's message says why
+        raise AudioError(f"{path}: unreadable audio ({one_line(e)})") from None
+    with f:
+        sr, frames = check_sample_rate(f.samplerate, path), f.frames
+        resampler = None if sr == target_rate else soxr.ResampleStream(sr, target_rate, 1, quality="HQ")
+        got = 0
+        while True:
+            block = _read_block(f, block_frames, path)  # [C, n]
+            last = block.shape[-1] < block_frames
+            got += block.shape[-1]
+            if block.shape[-1]:
+                check_level(block, source=path)
+            mono = downmix(block[None])[0, 0]  # as `prepare` downmixes [1, C, T]: channel by channel, in order
+            if resampler is not None:  # soxr wants [T, 1]; `last` flushes its filter's tail
+                mono = np.ascontiguousarray(resampler.resample_chunk(mono[:, None], last=last)[:, 0])
+            if mono.size:
+                yield mono
+            if last:
+                break
+    if got == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    _check_complete(path, got, frames, sr, allow_truncated)
+
+
+def _read_block(f: sf.SoundFile, frames: int, path: Path) -> np.ndarray:
+    """Up to `frames` frames from an open file -> float32 [C, n] (n < frames at the end)."""
+    try:
+        data = f.read(frames, dtype="float32", always_2d=True)  # [n, C]
+    except Exception as e:  # noqa: BLE001 - a cut or corrupt file fails mid-way
+        raise AudioError(f"{path}: unreadable audio ({one_line(e)})") from None
+    return np.ascontiguousarray(data.T)
 
 
 def _to_numpy(wav: Tensor | np.ndarray) -> np.ndarray:

@@ -163,8 +163,19 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{directory / WEIGHTS_NAME}: missing")
     state: dict[str, torch.Tensor] = {}
     for name in files:
-        state.update(_read_safetensors(directory / name))
+        part = _read_safetensors(directory / name)
+        _check_finite(part, directory / name)
+        state.update(part)
     return state
+
+
+def _check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """NaN or inf weights (a diverged run, a bad conversion) would load and give every input the same codes."""
+    for key, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{path}: tensor {key} has {bad} NaN or infinite values of {t.numel()}; "
+                                  "the weights are unusable (export them again from a good training step)")
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

@@ -15,6 +15,8 @@ from .errors import one_line
 log = logging.getLogger("speechtok")
 
 CODES_SUFFIXES = (".npy", ".pt", ".safetensors")
+CODES_NOT_AUDIO = "codes are not written under an audio file name; name the output .npy, .pt or .safetensors"
+AUDIO_NOT_CODES = "decoded audio is not written under a codes file name; name the output .wav or .flac"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-q", type=int, default=None, help="codebooks to keep (default: all)")
     e.add_argument("--format", choices=("npy", "pt", "safetensors"), default=None,
                    help="codes file format (default: from -o's suffix, else npy)")
+    e.add_argument("--allow-truncated", action="store_true",
+                   help="encode the audio a truncated file holds (default: such a file is an error)")
     e.add_argument("--dedup", action="store_true",
                    help="single-codebook units (HuBERT): collapse repeats into runs, written as safetensors with "
                         "`units` and `run_lengths` (for LM training; speechtok.units.UnitRuns reads them)")
@@ -123,41 +127,53 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from .inputs import plan
+    from .audio import AUDIO_EXTENSIONS
+    from .inputs import check_targets, names_directory, plan
     from .registry import load
 
-    fmt = args.format or _format_from(args.output, len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir())
+    single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir() and not names_directory(args.output)
+    fmt = args.format or _format_from(args.output, single)
     if args.dedup:
         fmt = "safetensors"  # units and run lengths: two arrays and their metadata in one file
     jobs = _plan_or_fail(lambda: plan(args.inputs, args.output, "." + fmt))
     if not jobs:
         log.error("no audio files found in %s", " ".join(args.inputs))
         return 1
+    check_targets(jobs, AUDIO_EXTENSIONS, CODES_NOT_AUDIO)
     tok = load(args.model, device=args.device)
+    n_q = tok._check_n_q(args.n_q)  # once, not once a file
     if args.dedup:
-        from .units import deduplicate
+        from .units import deduplicate  # HuBERT's modules: only for units
 
-        return _run_jobs(jobs, lambda job: deduplicate(tok.encode_file(job.source, n_q=args.n_q)).save(job.target),
-                         "encode")
-    return _run_jobs(jobs, lambda job: tok.encode_file(job.source, n_q=args.n_q).save(job.target, fmt), "encode")
+    def encode_one(job):
+        codes = tok.encode_file(job.source, n_q=n_q, allow_truncated=args.allow_truncated)
+        if args.dedup:  # units files are always safetensors: save() takes the format from their suffix
+            runs = deduplicate(codes)
+            _write(job.target, lambda: runs.save(job.target))
+        else:
+            _write(job.target, lambda: codes.save(job.target, fmt))
+
+    return _run_jobs(jobs, encode_one, "encode")
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from . import audio
     from .codes import Codes
-    from .inputs import plan
+    from .inputs import check_targets, plan
 
     jobs = _plan_or_fail(lambda: plan(args.inputs, args.output, ".wav", CODES_SUFFIXES, ".decoded.wav"))
     if not jobs:
         log.error("no codes files found in %s", " ".join(args.inputs))
         return 1
+    check_targets(jobs, CODES_SUFFIXES, AUDIO_NOT_CODES)
     models: dict[str, object] = {}
     sampling = {k: v for k, v in (("steps", args.steps), ("method", args.method)) if v is not None}
 
     def decode_one(job):
         codes = Codes.load(job.source)
         tok = _tokenizer_for(codes, args.model, args.device, models, job.source)
-        audio.write(job.target, tok.decode(codes, **sampling)[0], tok.sample_rate)
+        wav = tok.decode(codes, **sampling)[0]
+        _write(job.target, lambda: audio.write(job.target, wav, tok.sample_rate))
 
     return _run_jobs(jobs, decode_one, "decode")
 
@@ -166,6 +182,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .codes import Codes
 
     target = Path(args.target)
+    if target.suffix in CODES_SUFFIXES and not target.exists():
+        from .errors import CodesError
+
+        raise CodesError(f"{target}: no such file")
     if target.suffix in CODES_SUFFIXES and target.is_file():
         codes = Codes.load(target)
         info = {**codes.metadata(), "num_frames": int(codes.lengths[0]),
@@ -283,9 +303,20 @@ def _run_jobs(jobs, work, verb: str) -> int:
         except (OSError, ValueError, RuntimeError) as e:
             failed += 1
             log.error("%s: %s", job.source, one_line(e))
-    if failed:
+    if failed and len(jobs) > 1:  # one file: its own line said it all
         log.error("%d of %d files failed", failed, len(jobs))
     return 1 if failed else 0
+
+
+def _write(target: Path, write) -> None:
+    """Run `write` (an atomic write of `target`); an OSError (a full disk, a read-only directory) becomes an
+    OutputError naming the target."""
+    from .errors import OutputError
+
+    try:
+        write()
+    except OSError as e:
+        raise OutputError(f"cannot write {target} ({one_line(e)})") from None
 
 
 def _plan_or_fail(make):

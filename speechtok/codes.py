@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -185,7 +186,11 @@ def _read_npy(path: Path) -> tuple[np.ndarray, dict]:
 
 
 def _read_pt(path: Path) -> tuple[np.ndarray, dict]:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)  # never runs code inside the file
+    except pickle.UnpicklingError:
+        raise CodesError(f"{path}: refused: not a speechtok codes file (it holds pickled objects that only a full "
+                         "unpickle, which can run code inside the file, would read)") from None
     if not isinstance(obj, dict) or "codes" not in obj or "meta" not in obj:
         raise CodesError(f"{path}: not a speechtok codes file (no 'codes' and 'meta' entries)")
     return obj["codes"].numpy(), json.loads(obj["meta"])

@@ -19,6 +19,15 @@ class CodesError(SpeechtokError, ValueError):
     """A codes file or tensor that does not fit the tokenizer it is given to."""
 
 
+class ArgumentError(SpeechtokError, ValueError):
+    """An argument out of its range (n_q, ...); a ValueError too, as it was before it had its own type."""
+
+
+class OutputError(SpeechtokError):
+    """An output that cannot or must not be written: the input itself, a codes file under an audio name, a
+    directory that cannot be created."""
+
+
 class UnknownTokenizerError(SpeechtokError, KeyError):
     """A tokenizer name that is neither bundled, nor registered by a plugin, nor a directory."""
 

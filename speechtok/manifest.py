@@ -17,6 +17,15 @@ log = logging.getLogger(__name__)
 MANIFEST_SUFFIXES = (".tsv", ".jsonl")
 
 
+class MissingFilesError(FileNotFoundError):
+    """A manifest lists files that do not exist. `what` says how many and the first, without the hint on what to
+    pass, so that a caller with other names for the arguments (the CLI's flags) can give its own."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}; pass root= or skip_missing=True")
+        self.what = what
+
+
 @dataclass(frozen=True)
 class Item:
     """One audio file of a training set, with what its manifest says about it."""
@@ -128,7 +137,7 @@ def _existing(manifest: Path, items: list[Item], base: Path, skip_missing: bool)
         return items
     what = f"{manifest}: {len(missing)} of {len(items)} listed files are missing (first: {missing[0]}; root {base})"
     if not skip_missing:
-        raise FileNotFoundError(f"{what}; pass root= or skip_missing=True")
+        raise MissingFilesError(what)
     log.warning("%s; skipping them", what)
     gone = set(missing)
     return [it for it in items if it.path not in gone]

@@ -38,9 +38,9 @@ are read depends on what runs the model (`read_ahead` overrides it):
   torch uses (decoding and resampling release the GIL). On 2 cores this took the time over the pure forward from
   +20% / +26% (2 worker processes / a thread, reading ahead) to +14% (`benchmarks/pretokenize.py`, medians).
 
-Bad files (unreadable, empty, shorter than one frame, NaN) are logged in one line, listed in `.failures.tsv` and
-skipped; the run goes on. Errors that are not the file's fault (out of memory, a broken model) stop the run; the
-rerun resumes.
+Bad files (unreadable, empty, shorter than one frame, NaN, truncated unless `allow_truncated`; with
+`skip_missing`, a manifest's missing files) are logged in one line, listed in `.failures.tsv` and skipped; the run
+goes on. Errors that are not the file's fault (out of memory, a broken model) stop the run; the rerun resumes.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from . import __version__, audio
 from .codes import storage_dtype
 from .errors import SpeechtokError, one_line
 from .fileio import atomic_path, write_text
-from .manifest import MANIFEST_SUFFIXES, Item
+from .manifest import MANIFEST_SUFFIXES, Item, MissingFilesError, read_manifest
 from .prefetch import prefetch
 from .runtime import release_free_memory
 from .tokenizer import Tokenizer
@@ -96,8 +96,17 @@ _LAYOUT_KEYS = ("format_version", "config_hash", "num_codebooks", "dtype", "dedu
 
 
 class PretokenizeError(SpeechtokError):
-    """An output directory that cannot take this run (another tokenizer, another split), or inputs that cannot
-    be listed (a missing manifest, missing listed files)."""
+    """An output directory that cannot take this run (another tokenizer, another split, not writable), or inputs
+    that cannot be listed (a missing manifest, missing listed files)."""
+
+
+class MissingInputsError(PretokenizeError):
+    """A manifest lists files that do not exist. `what` says how many and the first, without the hint, so that
+    the CLI can name its own flags (--root, --skip-missing) where the message names Python's."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}; pass root= or skip_missing=True")
+        self.what = what
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,8 @@ def collect_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike], root
     audio files, in the order given, without duplicates (by absolute path; the first is kept).
 
     A listed audio file that is missing or unreadable stays in the list and is skipped as a failure when read.
-    A manifest that lists missing files is an error unless `skip_missing` (then they are left out and logged).
+    A manifest that lists missing files is a MissingInputsError unless `skip_missing`: then they stay in the list
+    too, to be skipped and listed in `.failures.tsv` as any bad file is.
     """
     sources = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     items: list[Item] = []
@@ -151,10 +161,10 @@ def collect_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike], root
         if not path.is_dir() and path.suffix.lower() not in MANIFEST_SUFFIXES:
             items.append(Item(path))  # an audio file (or not): reading it says what is wrong with it
             continue
-        cfg = DataConfig(sources=(str(path),), root=None if root is None else str(root), splits=tuple(splits),
-                         min_seconds=0)
         try:
-            items += collect_items(cfg, skip_missing=skip_missing)
+            items += _listed(path, root, splits, skip_missing)
+        except MissingFilesError as e:  # the manifest's own, as the pretokenize error type
+            raise MissingInputsError(e.what) from None
         except (ValueError, FileNotFoundError) as e:
             raise PretokenizeError(str(e)) from None
     seen: set[str] = set()
@@ -165,6 +175,16 @@ def collect_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike], root
             seen.add(key)
             unique.append(Item(Path(key), item.speaker, item.duration_s, item.split, item.text))
     return unique
+
+
+def _listed(path: Path, root: str | os.PathLike | None, splits: Sequence[str], skip_missing: bool) -> list[Item]:
+    """Items of a directory or a manifest; a manifest's missing files kept with `skip_missing` (see
+    collect_inputs)."""
+    if path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file() and skip_missing:
+        return read_manifest(path, root, splits, check_exists=False)
+    cfg = DataConfig(sources=(str(path),), root=None if root is None else str(root), splits=tuple(splits),
+                     min_seconds=0)
+    return collect_items(cfg)
 
 
 def item_ids(paths: Sequence[Path]) -> list[str]:
@@ -304,9 +324,10 @@ class _AudioFiles(Dataset):
     """files[i] -> `_Loaded`: read, downmixed, resampled; any error is caught and returned (a bad file is the
     file's problem, not the run's)."""
 
-    def __init__(self, paths: Sequence[str], sample_rate: int) -> None:
+    def __init__(self, paths: Sequence[str], sample_rate: int, allow_truncated: bool = False) -> None:
         self.paths = list(paths)
         self.sample_rate = sample_rate
+        self.allow_truncated = allow_truncated
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -314,7 +335,7 @@ class _AudioFiles(Dataset):
     def __getitem__(self, index: int) -> _Loaded:
         path = self.paths[index]
         try:
-            wav, sr = audio.read(path)  # [C, T]
+            wav, sr = audio.read(path, allow_truncated=self.allow_truncated)  # [C, T]
             mono = audio.prepare(wav, sr, self.sample_rate, source=path)[0, 0]  # [T]
             return _Loaded(index, mono, wav.shape[-1] / sr)
         except Exception as e:  # noqa: BLE001 - whatever a file does to the reader, it is skipped
@@ -406,7 +427,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
                 max_batch_size: int = 64, bucket_size: int = 128, num_workers: int = 2,
                 read_ahead: bool | None = None, device: str | torch.device | None = None, dtype: str = "float32",
                 root: str | os.PathLike | None = None, splits: Sequence[str] = (), skip_missing: bool = False,
-                dedup: bool = False, progress: bool = False) -> PretokenizeResult:
+                dedup: bool = False, allow_truncated: bool = False, progress: bool = False) -> PretokenizeResult:
     """Encode every audio file of `inputs` with `tokenizer` into Parquet shards in `out_dir` (see the module doc).
 
     tokenizer: a Tokenizer (put in eval mode), or a name / checkpoint directory for `speechtok.load`.
@@ -426,10 +447,12 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     device: default CUDA when there is one, else CPU; "cuda" means `cuda:LOCAL_RANK` (torchrun's); a given
         Tokenizer stays on its device unless `device` is given.
     dtype: float32, or bfloat16 / float16 under autocast (recorded in `.meta.json`).
+    allow_truncated: encode what a file shorter than its header says holds (default: it is a failure).
     progress: a tqdm bar on stderr (files, hours of audio, hours of audio per second, ETA).
 
-    Raises PretokenizeError when `out_dir` was started by another tokenizer or layout, or inputs cannot be
-    listed; a bad audio file is a `Failure`, not an exception.
+    Raises PretokenizeError when `out_dir` was started by another tokenizer or layout or cannot be written, or
+    inputs cannot be listed (MissingInputsError: a manifest's missing files); a bad audio file is a `Failure`,
+    not an exception.
     """
     t0 = time.perf_counter()
     if dtype not in DTYPES:
@@ -455,7 +478,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
 
     mine = split_part(len(items), num_parts, part)  # positions in `items`
     shards = _make_shards(ids, paths, mine, shard_size)
-    out.mkdir(parents=True, exist_ok=True)
+    _make_dir(out)
     with _locked(out):
         _claim(out, meta)
     _remove_stale_temps(out, part)
@@ -466,7 +489,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     bar = _Progress(len(mine), len(mine) - sum(len(s.ids) for s in todo), part, num_parts, t0) if progress else None
     try:
         for shard, window in _windows(tok, todo, [str(paths[k]) for k in mine], bucket_size, batch_seconds,
-                                      max_batch_size, num_workers, read_ahead):
+                                      max_batch_size, num_workers, read_ahead, allow_truncated):
             for index, error in window.failures:
                 shard.skip(index, error)
             for batch in window.batches:
@@ -496,7 +519,8 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
 
 
 def _windows(tok: Tokenizer, shards: list[_Shard], paths: list[str], bucket_size: int, batch_seconds: float,
-             max_batch_size: int, num_workers: int, read_ahead: bool) -> Iterator[tuple[_Shard, _Window]]:
+             max_batch_size: int, num_workers: int, read_ahead: bool, allow_truncated: bool = False
+             ) -> Iterator[tuple[_Shard, _Window]]:
     """(shard, window) for every window of `bucket_size` consecutive items of each shard, in order, read and
     batched ahead by DataLoader workers, or between forward passes (see the module doc). Sets each shard's
     `windows_left`."""
@@ -509,7 +533,7 @@ def _windows(tok: Tokenizer, shards: list[_Shard], paths: list[str], bucket_size
         owner += [shard] * len(chunks)
     if not windows:
         return
-    files = _AudioFiles(paths, tok.sample_rate)
+    files = _AudioFiles(paths, tok.sample_rate, allow_truncated)
     bucketer = _Bucketer(tok.sample_rate, tok.hop_length, int(batch_seconds * tok.sample_rate), max_batch_size)
     if not read_ahead:
         yield from zip(owner, _read_between(files, bucketer, windows, torch.get_num_threads()))
@@ -761,6 +785,13 @@ def _rebuild_failures(out: Path) -> None:
     write_text(out / FAILURES_NAME, "\n".join([FAILURES_HEADER, *lines]) + "\n")
 
 
+def _make_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, a read-only place
+        raise PretokenizeError(f"{out}: cannot create the output directory ({one_line(e)})") from None
+
+
 @contextlib.contextmanager
 def _locked(out: Path) -> Iterator[None]:
     """An exclusive lock on `out/.lock` (no-op where fcntl is missing): parts share `.meta.json` and
@@ -770,7 +801,11 @@ def _locked(out: Path) -> Iterator[None]:
     except ImportError:  # Windows: parts run one at a time there
         yield
         return
-    with open(out / ".lock", "a") as f:
+    try:
+        f = open(out / ".lock", "a")
+    except OSError as e:
+        raise PretokenizeError(f"{out}: cannot write in the output directory ({one_line(e)})") from None
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

@@ -17,7 +17,7 @@ from . import audio
 from .codecs.base import Encoder
 from .codes import Codes
 from .config import config_hash
-from .errors import AudioError, CodesError
+from .errors import ArgumentError, AudioError, CodesError
 from .nn import lengths_to_mask
 from .quantizers.base import Quantizer
 from .vocoders.base import Decoder
@@ -108,8 +108,54 @@ class Tokenizer(nn.Module):
         return Codes(codes=codes, lengths=frames.cpu(), sample_rate=self.sample_rate, hop_length=self.hop_length,
                      num_samples=num_samples.cpu(), tokenizer=self.identity())
 
-    def encode_file(self, path: str | os.PathLike, n_q: int | None = None) -> Codes:
-        return self.encode(audio.load(path, self.sample_rate), self.sample_rate, n_q=n_q)
+    def encode_file(self, path: str | os.PathLike, n_q: int | None = None, allow_truncated: bool = False) -> Codes:
+        """An audio file -> Codes [1, n_q, T_frames]; a file shorter than its header says is an AudioError
+        unless `allow_truncated` (see `audio.read`).
+
+        A file longer than one chunk is streamed from disk (read, resampled and encoded chunk by chunk): the codes
+        of `encode` on the whole file, in memory that does not grow with its duration."""
+        n_q = self._check_n_q(n_q)  # before reading a file it would not be used for
+        if self._chunks_in_core() and audio.header_seconds(path) > self.chunk_seconds:
+            return self._encode_stream(audio.stream(path, self.sample_rate, allow_truncated=allow_truncated), n_q)
+        wav = audio.load(path, self.sample_rate, allow_truncated=allow_truncated)
+        return self.encode(wav, self.sample_rate, n_q=n_q)
+
+    def _chunks_in_core(self) -> bool:
+        """Whether this tokenizer's codes are those of `_latent_chunks` (not a subclass's own encode or windows)."""
+        own = (Tokenizer.encode, Tokenizer._encode_frames, Tokenizer._latent_chunks)
+        mine = (type(self).encode, type(self)._encode_frames, type(self)._latent_chunks)
+        return mine == own and math.isfinite(self.chunk_seconds)
+
+    def _encode_stream(self, blocks: Iterator[np.ndarray], n_q: int) -> Codes:
+        """Mono blocks [n] at this rate -> Codes [1, n_q, T_frames]: the chunks `_latent_chunks` cuts from the
+        whole input, cut from a buffer that holds one chunk and its context, so the codes are those of `encode`."""
+        hop, step = self.hop_length, max(1, int(self.chunk_seconds * self.frame_rate))
+        context = math.ceil(self.encoder.receptive_field / hop)
+        buf, codes, a = _Samples(blocks), [], 0
+        with torch.inference_mode():
+            # Until the end is read the input has more than a + step + context frames, so chunk a is the one
+            # `_chunks` gives whatever the length; the last chunks need the length, known once the end is read.
+            while not buf.fill((a + step + context) * hop):
+                s, b = max(0, a - context), a + step
+                codes.append(self._chunk_codes(buf.take(s * hop, (b + context) * hop), a - s, b - s, n_q))
+                buf.drop(max(0, b - context) * hop)  # the next chunk's start
+                a = b
+            num_samples = buf.end
+            if num_samples < hop:
+                raise AudioError(f"audio too short: {num_samples} samples at {self.sample_rate} Hz; one frame needs "
+                                 f"{hop} ({1000 * hop / self.sample_rate:g} ms)")
+            num_frames, done = (num_samples + hop - 1) // hop, a
+            for a, b, s, e in _chunks(num_frames, step, context):
+                if a >= done:
+                    codes.append(self._chunk_codes(buf.take(s * hop, e * hop), a - s, b - s, n_q))
+        frames, samples = torch.tensor([num_frames]), torch.tensor([num_samples])
+        return Codes(codes=torch.cat(codes, dim=-1), lengths=frames, sample_rate=self.sample_rate,
+                     hop_length=self.hop_length, num_samples=samples, tokenizer=self.identity())
+
+    def _chunk_codes(self, x: np.ndarray, a: int, b: int, n_q: int) -> Tensor:
+        """Samples [n] of one chunk -> the codes [1, n_q, b - a] of its frames [a, b)."""
+        z = self._latents(torch.from_numpy(x)[None, None].to(self.device), None)[..., a:b]
+        return self.quantizer.encode(z, n_q)
 
     def _input(self, wav: Tensor | np.ndarray, sample_rate: int, lengths: Tensor | None, min_samples: int,
                frame: str = "frame") -> tuple[Tensor, Tensor]:
@@ -132,8 +178,26 @@ class Tokenizer(nn.Module):
         scaled = (lengths * self.sample_rate + sample_rate - 1) // sample_rate  # ceil, as soxr's output length
         return torch.minimum(scaled, full)
 
+    def encode_latents(self, wav: Tensor | np.ndarray, sample_rate: int, lengths: Tensor | None = None) -> Tensor:
+        """wav as for `encode` -> the encoder's continuous latents [B, D, T_frames], computed as `encode` computes
+        the latents it quantizes (the same chunks of a long input, the same batch masks)."""
+        if type(self)._encode_frames is not Tokenizer._encode_frames:
+            raise CodesError(f"{self.name} ({type(self).__name__}) computes its codes its own way: it has no "
+                             "latents of the encode path")
+        x, num_samples = self._input(wav, sample_rate, lengths, self.hop_length)
+        num_frames = int((num_samples.max() + self.hop_length - 1) // self.hop_length)
+        with torch.inference_mode():
+            chunks = self._latent_chunks(x, num_samples if lengths is not None else None, num_frames)
+            return torch.cat(list(chunks), dim=-1)
+
     def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
-        """x [B, 1, T] -> codes [B, n_q, num_frames], in overlapping chunks when long (bounded memory)."""
+        """x [B, 1, T] -> codes [B, n_q, num_frames]: each chunk's latents, quantized."""
+        chunks = self._latent_chunks(x, num_samples, num_frames)
+        return torch.cat([self.quantizer.encode(z, n_q) for z in chunks], dim=-1)
+
+    def _latent_chunks(self, x: Tensor, num_samples: Tensor | None, num_frames: int) -> Iterator[Tensor]:
+        """x [B, 1, T] -> the encoder's latents [B, D, frames], chunk after chunk: one when short, else overlapping
+        chunks (bounded memory), each trimmed to the frames it keeps."""
         hop = self.hop_length
         x = _pad_to(x, num_frames * hop)
         frame_lengths = None
@@ -142,17 +206,20 @@ class Tokenizer(nn.Module):
             frame_lengths = (num_samples + hop - 1) // hop
         step = max(1, int(self.chunk_seconds * self.frame_rate))
         if num_frames <= step:
-            return self._forward_codes(x, frame_lengths, n_q)
-        chunks = []
+            yield self._latents(x, frame_lengths)
+            return
         for a, b, s, e in _chunks(num_frames, step, math.ceil(self.encoder.receptive_field / hop)):
             lens = None if frame_lengths is None else (frame_lengths - s).clamp(0, e - s)
-            chunks.append(self._forward_codes(x[..., s * hop : e * hop], lens, n_q)[..., a - s : b - s])
-        return torch.cat(chunks, dim=-1)
+            yield self._latents(x[..., s * hop : e * hop], lens)[..., a - s : b - s]
+
+    def _latents(self, x: Tensor, frame_lengths: Tensor | None) -> Tensor:
+        """The encoder alone: [B, 1, T] -> [B, D, T / hop]."""
+        sample_lengths = None if frame_lengths is None else frame_lengths.to(x.device) * self.hop_length
+        return self.encoder(x, sample_lengths)
 
     def _forward_codes(self, x: Tensor, frame_lengths: Tensor | None, n_q: int) -> Tensor:
         """The pure model forward: [B, 1, T] -> [B, n_q, T / hop]."""
-        sample_lengths = None if frame_lengths is None else frame_lengths.to(x.device) * self.hop_length
-        return self.quantizer.encode(self.encoder(x, sample_lengths), n_q)
+        return self.quantizer.encode(self._latents(x, frame_lengths), n_q)
 
     # -- decode ---------------------------------------------------------------------------------------
 
@@ -230,7 +297,7 @@ class Tokenizer(nn.Module):
     def _check_n_q(self, n_q: int | None) -> int:
         n_q = self.num_codebooks if n_q is None else int(n_q)
         if not 1 <= n_q <= self.num_codebooks:
-            raise ValueError(f"n_q={n_q} is out of range 1..{self.num_codebooks}")
+            raise ArgumentError(f"n_q={n_q} is out of range 1..{self.num_codebooks} (the codebooks of {self.name})")
         return n_q
 
     # -- checkpoints ----------------------------------------------------------------------------------
@@ -258,6 +325,38 @@ def _chunks(num_frames: int, step: int, context: int) -> Iterator[tuple[int, int
     for a in range(0, num_frames, step):
         b = min(a + step, num_frames)
         yield a, b, max(0, a - context), min(num_frames, b + context)
+
+
+class _Samples:
+    """The samples [start, end) of a stream of blocks [n] that are still needed; earlier ones are dropped."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
+        self._blocks, self._held, self.start, self.ended = iter(blocks), np.zeros(0, np.float32), 0, False
+
+    @property
+    def end(self) -> int:
+        return self.start + self._held.size
+
+    def fill(self, end: int) -> bool:
+        """Read blocks until `end` samples are in, or the stream ends; True when it has ended."""
+        new, have = [], self.end
+        while have < end and not self.ended:
+            block = next(self._blocks, None)
+            self.ended = block is None
+            if block is not None:
+                new.append(block)
+                have += block.size
+        if new:
+            self._held = np.concatenate([self._held, *new])
+        return self.ended
+
+    def take(self, a: int, b: int) -> np.ndarray:
+        """Samples [a, b) [b - a], zero past the end (as `_latent_chunks` pads the input to whole frames)."""
+        x = self._held[a - self.start : b - self.start]
+        return x if x.size == b - a else np.pad(x, (0, b - a - x.size))
+
+    def drop(self, before: int) -> None:
+        self._held, self.start = self._held[before - self.start :], before
 
 
 def _pad_to(x: Tensor, size: int) -> Tensor:

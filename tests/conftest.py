@@ -1,7 +1,9 @@
-"""Shared fixtures: a tiny codec with real (k-means-initialised) codebooks, saved as a checkpoint directory."""
+"""Shared fixtures: the tests' tiny codec (a fixed checkpoint in tests/assets), real speech, a corpus."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 
 from speechtok import audio
 from speechtok.codecs.seanet import SEANetConfig
-from speechtok.families import CodecConfig, build_codec
+from speechtok.families import CodecConfig
 from speechtok.quantizers.rvq import RVQConfig
 from speechtok.vocoders.gan import VocosConfig
 
@@ -18,12 +20,16 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LS_CLIP = DATA / "librispeech_samples/audio/test-other/1688/1688-142285-0001.flac"
 
 
+TINY_CODEC = Path(__file__).resolve().parent / "assets" / "tiny-codec"
+
+
 def tiny_config(**rvq) -> CodecConfig:
     """16 kHz, 50 frames/s, 8 codebooks, like the default, but a few thousand parameters."""
+    rvq = {"codebook_dim": 8, **rvq}  # = dim: no projection; 64 codes in 8-d leave every layer a residual
     return CodecConfig(
         sample_rate=16000,
         encoder=SEANetConfig(channels=4, dim=8),
-        quantizer=RVQConfig(dim=8, codebook_dim=4, num_codebooks=8, codebook_size=64, **rvq),
+        quantizer=RVQConfig(dim=8, num_codebooks=8, codebook_size=64, **rvq),
         decoder=VocosConfig(input_dim=8, dim=16, intermediate_dim=32, num_layers=2, n_fft=640, hop_length=320),
     )
 
@@ -40,23 +46,18 @@ def speech(seconds: float = 2.0, sample_rate: int = 16000) -> torch.Tensor:
     return (0.1 * voice * (0.6 + 0.4 * torch.sin(2 * np.pi * 3 * t))).float()
 
 
-def make_tiny_codec(seed: int = 0, **rvq):
-    torch.manual_seed(seed)
-    tok = build_codec(tiny_config(**rvq), norm=True, name="tiny-codec")
-    tok.train()
-    tok.quantizer.vq.quantize_dropout = False  # so that every layer is reached and initialised
-    with torch.no_grad():  # one training forward runs the quantizer's k-means init on real latents
-        wav = speech(12.0)[None, None, 6 * 16000 :]  # not the seconds the tests encode: no exact fits
-        wav = wav + 0.01 * torch.randn_like(wav)  # spreads the centroids: a tiny encoder maps quiet input to ~one point
-        tok.quantizer(tok.encoder(wav))
-    tok.quantizer.vq.quantize_dropout = True
-    return tok.eval()
+def make_tiny_codec():
+    """The tests' codec, from its fixed checkpoint (tests/assets/build_tiny_codec.py says how it was made)."""
+    from speechtok import load
+
+    return load(TINY_CODEC)
 
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory) -> Path:
+    """A copy of tests/assets/tiny-codec: tests may write beside it, never into the repository."""
     directory = tmp_path_factory.mktemp("ckpt") / "tiny-codec"
-    make_tiny_codec().save(directory)
+    shutil.copytree(TINY_CODEC, directory)
     return directory
 
 
@@ -79,10 +80,18 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models on a shared 2-core machine: OpenMP threads that wait for each other cost up to 50x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield

@@ -25,7 +25,7 @@ from speechtok.families import build_codec
 from speechtok.pretokenize import (FAILURES_NAME, META_NAME, PretokenizeError, bucket, collect_inputs,
                                    default_batch_seconds, item_ids, pretokenize, run_lengths, split_part)
 
-from .conftest import speech, tiny_config
+from .conftest import speech, tiny_config, torch_threads
 from .ties import real_disagreements
 
 SMALL = dict(shard_size=2, bucket_size=2, num_workers=0)  # many shards from few files, no worker start-up
@@ -58,9 +58,10 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def clean(tiny_ckpt, corpus, tmp_path_factory) -> Path:
-    """One uninterrupted single-process run: the reference dataset."""
+    """One uninterrupted single-process run: the reference dataset, made on one thread as the tests run."""
     out = tmp_path_factory.mktemp("clean") / "ds"
-    pretokenize(tiny_ckpt, corpus, out, **SMALL)
+    with torch_threads(1):
+        pretokenize(tiny_ckpt, corpus, out, **SMALL)
     return out
 
 
@@ -80,28 +81,21 @@ def read_failures(out: Path) -> list[list[str]]:
 
 
 def latents(tok, path: str) -> torch.Tensor:
-    """Encoder latents [D, T] of a file alone, in one pass."""
-    wav = audio.load(path, tok.sample_rate)
-    wav = torch.nn.functional.pad(wav, (0, -wav.shape[-1] % tok.hop_length))
-    with torch.inference_mode():
-        return tok.encoder(wav)[0]
+    """Encoder latents [D, T] of a file alone, as its encode computes them."""
+    return tok.encode_latents(audio.load(path, tok.sample_rate), tok.sample_rate)[0]
 
 
 def assert_same_codes(tok, rows: dict[str, dict], expected: dict[str, dict]) -> None:
-    """Same ids, and per item the same codes but for float near-ties, measured as tests/test_tokenizer.py does
-    (DESIGN.md, "Invariance": the conv codec agrees on at least 99.9% of frames, near-ties aside)."""
+    """Same ids, and per item the same codes but for float near-ties (tests/ties.py; the latents of a
+    pretokenize batch are not seen here, so their rounding is taken at its bound)."""
     assert sorted(rows) == sorted(expected)
-    frames = agree = real = 0
     for key, row in rows.items():
         a, b = np.asarray(row["codes"]), np.asarray(expected[key]["codes"])
         assert a.shape == b.shape and row["num_frames"] == a.shape[1], key
-        frames += a.shape[1]
-        agree += int((a == b).all(axis=0).sum())
         if not np.array_equal(a, b):
-            real += real_disagreements(tok, latents(tok, row["source_path"]), torch.from_numpy(b).long(),
-                                       torch.from_numpy(a).long())
-    assert real == 0 and (frames - real) / frames >= 0.999
-    assert agree / frames >= 0.99, f"raw frame agreement {agree / frames:.5f}"
+            real = real_disagreements(tok, latents(tok, row["source_path"]), torch.from_numpy(b).long(),
+                                      torch.from_numpy(a).long())
+            assert real == 0, f"{key}: {real} frames differ by more than a near-tie"
 
 
 def no_temps(out: Path) -> bool:

@@ -27,7 +27,8 @@ Default: pesq_wb stoi estoi si_sdr mel f0 speed and every installed plugin. Bitr
 always reported.
 
 A missing or unreadable file is logged, skipped and counted; a model that fails gets a row that says why.
-Exit status 1 when anything was skipped or failed (the results are still written)."""
+Exit status 1 when anything was skipped or failed (the results are still written), or when --data holds no
+utterance at all (then nothing is written)."""
 
 
 def register(subparsers) -> None:
@@ -92,6 +93,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 1
     if args.limit is not None:
         utts = utts[: args.limit]
+    if not utts:  # no results file: an empty one would read as a model that scored nothing
+        why = f"--limit {args.limit} leaves none" if args.limit is not None and args.limit < 1 else "no audio files"
+        log.error("%s: no utterances to score (%s); nothing written", args.data, why)
+        return 1
     out = Path(args.output)
     samples_dir = out.with_name(out.stem + ".samples") if args.samples > 0 else None
     alignments = args.alignments or alignments_path(args.data, args.data_root)

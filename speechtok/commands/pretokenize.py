@@ -49,7 +49,10 @@ def register(sub) -> None:
     p.add_argument("--root", default=None, help="base of relative manifest paths")
     p.add_argument("--split", action="append", default=[], dest="splits",
                    help="keep only manifest rows of this split (repeatable)")
-    p.add_argument("--skip-missing", action="store_true", help="leave out files a manifest lists but that are missing")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="go on when a manifest lists files that are missing (they are listed in .failures.tsv)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="encode the audio a truncated file holds (default: such a file is skipped as a failure)")
     p.add_argument("--dedup", action="store_true",
                    help="also store de-duplicated units and their run lengths (durations)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
@@ -60,7 +63,8 @@ def register(sub) -> None:
 def cmd_pretokenize(args: argparse.Namespace) -> int:
     import os
 
-    from ..pretokenize import FAILURES_NAME, pretokenize
+    from ..errors import one_line
+    from ..pretokenize import FAILURES_NAME, MissingInputsError, pretokenize
 
     if (args.num_parts is None) != (args.part is None):
         log.error("give both --num-parts and --part, or neither")
@@ -73,11 +77,17 @@ def cmd_pretokenize(args: argparse.Namespace) -> int:
             bucket_size=args.bucket_size, num_workers=args.num_workers, read_ahead=args.read_ahead,
             device=args.device, dtype=args.dtype,
             root=args.root, splits=args.splits, skip_missing=args.skip_missing, dedup=args.dedup,
-            progress=not args.no_progress and (args.part is not None or rank0),
+            allow_truncated=args.allow_truncated, progress=not args.no_progress and (args.part is not None or rank0),
         )
+    except MissingInputsError as e:  # its own message names Python's arguments
+        log.error("%s; pass --root DIR (the base of relative paths) or --skip-missing", e.what)
+        return 1
     except ValueError as e:  # settings out of range (SpeechtokErrors are printed by cli.main)
         log.error("%s", e)
         return 2
+    except OSError as e:  # the output directory stopped taking writes (a full disk); a rerun resumes
+        log.error("%s: %s", args.output, one_line(e))
+        return 1
     part = "" if result.num_parts == 1 else f" (part {result.part} of {result.num_parts})"
     skipped = f", {result.shards_skipped} already there" if result.shards_skipped else ""
     log.warning("pretokenized %d files%s, %.2f h of audio in %.0f s (%.0fx real time): %d shards written%s, in %s",

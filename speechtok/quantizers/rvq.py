@@ -59,20 +59,20 @@ class RVQ(Quantizer):
 
     @torch.no_grad()
     def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:
-        """z [B, D, T] -> codes [B, n_q, T]: greedy nearest code per layer, as the library's eval forward."""
+        """z [B, D, T] -> codes [B, n_q, T]: greedy nearest code per layer, as the library's eval forward.
+
+        Each layer's winner is the nearest codeword in float64 arithmetic, whose rounding (1e-16) is far below
+        that of the float32 latents (1e-7): so a code flips between two encodings of the same audio (batched or
+        alone, chunked or one pass, another CPU's kernels) only where two codewords are equally near within the
+        latents' own rounding. The residual is carried in float64; distances are computed in float32 and only
+        the rows whose two best are too close for float32 to order are searched again in float64 (about 1-5%).
+        """
         n_q = self._check_n_q(n_q)
-        residual = self.vq.project_in(rearrange(z, "b d t -> (b t) d"))
-        books = self.codebooks
+        residual = self.vq.project_in(rearrange(z, "b d t -> (b t) d")).double()
         codes = []
-        for book in books[:n_q]:
-            # ||r - e||^2 = ||r||^2 - 2 r.e + ||e||^2, ||r||^2 left out (constant per row). Both sides are
-            # centred on the codebook mean first: the distances are unchanged, and the cancellation error of
-            # the expansion shrinks with ||e||^2, so near-equal candidates are told apart as by a direct difference.
-            mean = book.mean(dim=0)
-            centred = book - mean
-            dist = torch.addmm((centred * centred).sum(-1), residual - mean, centred.t(), alpha=-2.0)
-            idx = dist.argmin(dim=-1)
-            residual = residual - book[idx]
+        for book in self.codebooks[:n_q]:
+            idx = _nearest(residual, book)
+            residual = residual - book.double()[idx]
             codes.append(idx)
         return rearrange(torch.stack(codes), "q (b t) -> b q t", b=z.shape[0])
 
@@ -87,6 +87,31 @@ class RVQ(Quantizer):
         if not 1 <= n_q <= self.num_codebooks:
             raise ValueError(f"n_q={n_q} is out of range: this quantizer has {self.num_codebooks} codebooks")
         return n_q
+
+
+def _nearest(residual: Tensor, book: Tensor) -> Tensor:
+    """residual [N, d] (float64), book [K, d] -> the index [N] of each row's nearest codeword, exactly as a float64
+    search finds it (the first of exactly equal distances: a deterministic tie-break)."""
+    # ||r - e||^2 = ||r||^2 - 2 r.e + ||e||^2, ||r||^2 left out (constant per row), both sides centred on the
+    # codebook mean, which shrinks the terms and so the expansion's cancellation error
+    if book.shape[0] == 1:
+        return torch.zeros(residual.shape[0], dtype=torch.long, device=residual.device)
+    mean = book.mean(dim=0)
+    centred = book - mean
+    norms = (centred * centred).sum(-1)
+    r = (residual - mean).float()
+    dist = torch.addmm(norms, r, centred.t(), alpha=-2.0)
+    best, idx = dist.topk(2, dim=-1, largest=False)
+    # float32 rounding of these distances stays below d * 6e-8 * (|r|^2 + |e|^2); rows closer than 16x that
+    # (at least 1e-4) are searched again
+    rtol = max(1e-4, 16 * book.shape[-1] * torch.finfo(torch.float32).eps)
+    unsure = (best[:, 1] - best[:, 0]) <= rtol * ((r * r).sum(-1) + norms.max())
+    idx = idx[:, 0]
+    if unsure.any():
+        exact = book.double() - mean.double()  # centred in float64: a float32 centring would round the codewords
+        rows = residual[unsure] - mean.double()
+        idx[unsure] = torch.addmm((exact * exact).sum(-1), rows, exact.t(), alpha=-2.0).argmin(dim=-1)
+    return idx
 
 
 def _derive_ema_sums(module, state_dict, prefix, *args) -> None:
