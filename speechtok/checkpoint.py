@@ -115,7 +115,7 @@ def read_json(path: Path) -> dict:
     return obj
 
 
-def build_from_config(meta: dict, path: Path, norm: bool = False) -> Tokenizer:
+def build_from_config(meta: dict, path: Path, norm: bool = False, inference: bool = False) -> Tokenizer:
     from .families import FAMILIES
 
     family = FAMILIES.get(meta.get("family"))
@@ -125,13 +125,13 @@ def build_from_config(meta: dict, path: Path, norm: bool = False) -> Tokenizer:
         cfg = from_dict(family.config_cls, meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: invalid config ({e})") from None
-    return family.build(cfg, norm=norm, name=meta.get("name"))
+    return family.build(cfg, norm=norm, name=meta.get("name"), inference=inference)
 
 
 def load_checkpoint(directory: str | os.PathLike, device: str | torch.device | None = None) -> Tokenizer:
     directory = Path(directory)
     meta = read_config(directory)
-    tok = build_from_config(meta, directory / CONFIG_NAME)
+    tok = build_from_config(meta, directory / CONFIG_NAME, inference=True)  # lean modules: nothing trains a load
     expected = tok.state_dict()
     state = {k: v.to(expected[k].dtype) if k in expected and v.is_floating_point() else v
              for k, v in read_weights(directory).items()}

@@ -15,6 +15,7 @@ from .errors import one_line
 log = logging.getLogger("speechtok")
 
 CODES_SUFFIXES = (".npy", ".pt", ".safetensors")
+DECODED_SUFFIXES = (".wav", ".flac")  # what `decode` writes
 CODES_NOT_AUDIO = "codes are not written under an audio file name; name the output .npy, .pt or .safetensors"
 AUDIO_NOT_CODES = "decoded audio is not written under a codes file name; name the output .wav or .flac"
 
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     e = sub.add_parser("encode", help="audio files -> codes files",
-                       description="Encode audio into codes. One input: -o is the output file. Several inputs "
+                       description="Encode audio into codes. One input: -o is the output file (or name a new .npy, "
+                                   ".pt or .safetensors file second: `encode in.wav out.npy`). Several inputs "
                                    "or a directory: -o is a directory (subfolders mirrored). No -o: beside each input.")
     e.add_argument("inputs", nargs="+", metavar="IN", help="audio files or directories (scanned recursively)")
     e.add_argument("-o", "--output", help="output file (one input) or directory")
@@ -66,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="codes files -> audio",
-                       description="Decode codes back to audio. The tokenizer is found from the codes' metadata.")
+                       description="Decode codes back to audio. The tokenizer is found from the codes' metadata. "
+                                   "One input: -o is the output (or name a new .wav or .flac second).")
     d.add_argument("inputs", nargs="+", metavar="CODES", help="codes files or directories")
     d.add_argument("-o", "--output", help="output .wav (one input) or directory (default: <stem>.decoded.wav beside)")
     d.add_argument("--model", default=None, help="decode with this tokenizer instead of the one the codes name")
@@ -131,6 +134,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from .inputs import check_targets, names_directory, plan
     from .registry import load
 
+    if not _output_as_second_positional(args, CODES_SUFFIXES, "codes"):
+        return 2
     single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir() and not names_directory(args.output)
     fmt = args.format or _format_from(args.output, single)
     if args.dedup:
@@ -145,15 +150,21 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if args.dedup:
         from .units import deduplicate  # HuBERT's modules: only for units
 
-    def encode_one(job):
+    def encode_one(job) -> tuple[str, float]:
         codes = tok.encode_file(job.source, n_q=n_q, allow_truncated=args.allow_truncated)
+        frames = int(codes.lengths[0])
+        seconds = (frames / codes.frame_rate if codes.num_samples is None
+                   else int(codes.num_samples[0]) / codes.sample_rate)
         if args.dedup:  # units files are always safetensors: save() takes the format from their suffix
             runs = deduplicate(codes)
             _write(job.target, lambda: runs.save(job.target))
+            what = f"{runs.units.numel()} unit runs from {frames} frames"
         else:
             _write(job.target, lambda: codes.save(job.target, fmt))
+            what = f"codes [{codes.codes.shape[1]}, {frames}]"
+        return f"{what}, {seconds:.2f} s of audio at {codes.frame_rate:g} frames/s, {tok.name}", seconds
 
-    return _run_jobs(jobs, encode_one, "encode")
+    return _run_jobs(jobs, encode_one, "encode", tok.name, args.output)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -161,6 +172,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .codes import Codes
     from .inputs import check_targets, plan
 
+    if not _output_as_second_positional(args, DECODED_SUFFIXES, "audio"):
+        return 2
     jobs = _plan_or_fail(lambda: plan(args.inputs, args.output, ".wav", CODES_SUFFIXES, ".decoded.wav"))
     if not jobs:
         log.error("no codes files found in %s", " ".join(args.inputs))
@@ -169,13 +182,17 @@ def cmd_decode(args: argparse.Namespace) -> int:
     models: dict[str, object] = {}
     sampling = {k: v for k, v in (("steps", args.steps), ("method", args.method)) if v is not None}
 
-    def decode_one(job):
+    def decode_one(job) -> tuple[str, float]:
         codes = Codes.load(job.source)
         tok = _tokenizer_for(codes, args.model, args.device, models, job.source)
         wav = tok.decode(codes, **sampling)[0]
         _write(job.target, lambda: audio.write(job.target, wav, tok.sample_rate))
+        seconds = wav.shape[-1] / tok.sample_rate
+        return (f"{seconds:.2f} s at {tok.sample_rate} Hz from codes [{codes.codes.shape[1]}, "
+                f"{int(codes.lengths[0])}], {tok.name}"), seconds
 
-    return _run_jobs(jobs, decode_one, "decode")
+    return _run_jobs(jobs, decode_one, "decode", lambda: ", ".join(sorted({t.name for t in models.values()})),
+                     args.output)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -285,18 +302,23 @@ def _tokenizer_for(codes, model: str | None, device, cache: dict, source: Path):
     return cache[name]
 
 
-def _run_jobs(jobs, work, verb: str) -> int:
-    """Run each job; a failing one is logged in one line and the rest go on. Exit code 1 if any failed."""
-    from tqdm import tqdm
-
+def _run_jobs(jobs, work, verb: str, tokenizer, output: str | None) -> int:
+    """Run each job (`work(job)` -> (what was written, seconds of audio)); a failing one is logged in one line and
+    the rest go on. On success one line says what was written: the file for one job, the count for several
+    (`tokenizer` is the name, or a callable giving it once the work is done). Exit code 1 if any failed."""
     from .errors import SpeechtokError, one_line, with_source
+    from .progress import progress
 
-    failed = 0
-    bar = tqdm(jobs, desc=verb, unit="file", disable=len(jobs) < 2 or None, file=sys.stderr)
+    failed, seconds = 0, 0.0
+    bar = progress(jobs, desc=verb, unit="file", disable=len(jobs) < 2)
     for job in bar:
         try:
-            work(job)
-            log.info("%s -> %s", job.source, job.target)
+            what, job_seconds = work(job)
+            seconds += job_seconds
+            if len(jobs) == 1:
+                log.warning("wrote %s: %s", job.target, what)
+            else:
+                log.info("%s -> %s: %s", job.source, job.target, what)
         except SpeechtokError as e:
             failed += 1
             log.error("%s", with_source(e, job.source))
@@ -305,6 +327,10 @@ def _run_jobs(jobs, work, verb: str) -> int:
             log.error("%s: %s", job.source, one_line(e))
     if failed and len(jobs) > 1:  # one file: its own line said it all
         log.error("%d of %d files failed", failed, len(jobs))
+    if len(jobs) > 1 and failed < len(jobs):
+        name = tokenizer() if callable(tokenizer) else tokenizer
+        where = output or "beside the inputs"
+        log.warning("%sd %d files, %.1f s of audio, %s -> %s", verb, len(jobs) - failed, seconds, name, where)
     return 1 if failed else 0
 
 
@@ -317,6 +343,26 @@ def _write(target: Path, write) -> None:
         write()
     except OSError as e:
         raise OutputError(f"cannot write {target} ({one_line(e)})") from None
+
+
+def _output_as_second_positional(args: argparse.Namespace, suffixes: tuple[str, ...], kind: str) -> bool:
+    """`speechtok encode in.wav out.npy` (EnCodec's habit) with no -o: where the second of two names is a file
+    that does not exist yet and ends in one of `suffixes`, it is the output. Where it does not exist and ends in
+    anything else, log one line saying what to do and return False (a usage error)."""
+    if args.output is not None or len(args.inputs) != 2 or Path(args.inputs[1]).exists():
+        return True
+    first, second = Path(args.inputs[0]), Path(args.inputs[1])
+    names = f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
+    if second.suffix.lower() in suffixes and first.is_file():
+        args.inputs, args.output = [args.inputs[0]], args.inputs[1]
+        return True
+    if second.suffix.lower() in suffixes:
+        log.error("%s: the output of two names must follow an input file (%s is not one); for a directory "
+                  "give -o DIR", second, first)
+    else:
+        log.error("%s: no such file; to write %s there, name it %s (%s %s OUT, or -o OUT)", second, kind, names,
+                  args.command, first)
+    return False
 
 
 def _plan_or_fail(make):

@@ -1,6 +1,8 @@
 """Tokenizer families: each is a config dataclass and a builder that assembles encoder, quantizer and decoder.
 
-`config.json` names its family; loading looks the family up here (a registry, not an if-chain).
+`config.json` names its family; loading looks the family up here (a registry, not an if-chain). A builder's
+`inference=True` (how a checkpoint is loaded) may build lighter modules that cannot train, with the same state
+(the RVQ without vector-quantize-pytorch: quantizers/rvq.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .vocoders.seanet import SEANetDecoder, SEANetDecoderConfig
 @dataclass(frozen=True)
 class Family:
     config_cls: type
-    build: Callable[..., Tokenizer]  # build(cfg, norm=False, name=None) -> Tokenizer
+    build: Callable[..., Tokenizer]  # build(cfg, norm=False, name=None, inference=False) -> Tokenizer
 
 
 FAMILIES: dict[str, Family] = {}
@@ -42,11 +44,16 @@ def register_family(name: str, config_cls: type):
 
 
 # A codec's quantizer section -> its quantizer: RVQ (no `kind` key, as in every earlier config.json) or `kind: fsq`.
-CODEC_QUANTIZERS: dict[str, tuple[type, Callable[..., Quantizer]]] = {"rvq": (RVQConfig, RVQ), "fsq": (FSQConfig, FSQ)}
+# Builders take (cfg, inference); FSQ has no lighter inference form.
+CODEC_QUANTIZERS: dict[str, tuple[type, Callable[..., Quantizer]]] = {
+    "rvq": (RVQConfig, lambda cfg, inference: RVQ(cfg, inference=inference)),
+    "fsq": (FSQConfig, lambda cfg, inference: FSQ(cfg)),
+}
 
 
-def build_quantizer(cfg: RVQConfig | FSQConfig) -> Quantizer:
-    return next(build for config_cls, build in CODEC_QUANTIZERS.values() if isinstance(cfg, config_cls))(cfg)
+def build_quantizer(cfg: RVQConfig | FSQConfig, inference: bool = False) -> Quantizer:
+    build = next(build for config_cls, build in CODEC_QUANTIZERS.values() if isinstance(cfg, config_cls))
+    return build(cfg, inference)
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,10 @@ class CodecConfig:
 
 
 @register_family("codec", CodecConfig)
-def build_codec(cfg: CodecConfig, norm: bool = False, name: str | None = None) -> Tokenizer:
+def build_codec(cfg: CodecConfig, norm: bool = False, name: str | None = None, inference: bool = False) -> Tokenizer:
     """`norm=True` adds weight norm to the encoder's convs (training); inference checkpoints hold folded weights."""
     return Tokenizer(
-        SEANetEncoder(cfg.encoder, norm=norm), build_quantizer(cfg.quantizer), VocosDecoder(cfg.decoder),
+        SEANetEncoder(cfg.encoder, norm=norm), build_quantizer(cfg.quantizer, inference), VocosDecoder(cfg.decoder),
         sample_rate=cfg.sample_rate, family="codec", config=cfg, name=name,
     )
 
@@ -109,20 +116,22 @@ class HubertUnitsConfig:
 
 
 @register_family("hubert-units", HubertUnitsConfig)
-def build_hubert_units(cfg: HubertUnitsConfig, norm: bool = False, name: str | None = None) -> UnitTokenizer:
+def build_hubert_units(cfg: HubertUnitsConfig, norm: bool = False, name: str | None = None,
+                       inference: bool = False) -> UnitTokenizer:
     decoder = None if cfg.vocoder is None else VocosDecoder(cfg.vocoder)
     return UnitTokenizer(HubertEncoder(cfg.hubert, cfg.layer, cfg.sample_rate), KMeans(cfg.kmeans), decoder,
                          sample_rate=cfg.sample_rate, family="hubert-units", config=cfg, name=name)
 
 
 @register_family("speechtokenizer", SpeechTokenizerConfig)
-def build_speechtokenizer(cfg: SpeechTokenizerConfig, norm: bool = False, name: str | None = None) -> Tokenizer:
+def build_speechtokenizer(cfg: SpeechTokenizerConfig, norm: bool = False, name: str | None = None,
+                          inference: bool = False) -> Tokenizer:
     """The SpeechTokenizer layout: SEANet + BiLSTM encoder, RVQ searched in the latent space itself (EnCodec's),
     SEANet decoder, and the projection of RVQ layer 1 towards the teacher."""
     from .hybrid import HybridTokenizer
 
     quantizer = RVQ(RVQConfig(dim=cfg.dimension, num_codebooks=cfg.n_q, codebook_size=cfg.codebook_size,
-                              codebook_dim=None, quantizer_dropout=False))
+                              codebook_dim=None, quantizer_dropout=False), inference=inference)
     decoder = SEANetDecoder(SEANetDecoderConfig(
         dimension=cfg.dimension, n_filters=cfg.n_filters, strides=cfg.strides, lstm_layers=cfg.lstm_layers,
         n_residual_layers=cfg.n_residual_layers, residual_kernel_size=cfg.residual_kernel_size,
@@ -149,9 +158,10 @@ class FlowDecodedConfig:
 
 
 @register_family("flow-decoded", FlowDecodedConfig)
-def build_flow_decoded(cfg: FlowDecodedConfig, norm: bool = False, name: str | None = None) -> Tokenizer:
+def build_flow_decoded(cfg: FlowDecodedConfig, norm: bool = False, name: str | None = None,
+                       inference: bool = False) -> Tokenizer:
     family = FAMILIES[cfg.base_family]
-    base = family.build(from_dict(family.config_cls, cfg.base), norm=norm)
+    base = family.build(from_dict(family.config_cls, cfg.base), norm=norm, inference=inference)
     if cfg.decoder.hop_length != base.hop_length:
         raise ValueError(f"flow decoder hop_length {cfg.decoder.hop_length} != the base tokenizer's {base.hop_length}")
     tok = type(base)(base.encoder, base.quantizer, FlowDecoder(cfg.decoder), sample_rate=base.sample_rate,

@@ -820,10 +820,10 @@ class _Progress:
     """A tqdm bar of files with the hours of audio done and hours of audio per second (tqdm gives the ETA)."""
 
     def __init__(self, total: int, done: int, part: int, num_parts: int, t0: float) -> None:
-        from tqdm import tqdm
+        from .progress import progress
 
         desc = "pretokenize" if num_parts == 1 else f"pretokenize part {part}/{num_parts}"
-        self.bar = tqdm(total=total, initial=done, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True)
+        self.bar = progress(total=total, initial=done, desc=desc, unit="file")  # lines off a terminal
         self.t0, self.audio_seconds = t0, 0.0
 
     def update(self, files: int, audio_seconds: float) -> None:

@@ -157,7 +157,7 @@ def test_plugin_metrics_join_the_table(manifest, tmp_path, monkeypatch):
     proto = res["protocol"]["metrics"]["maxdiff"]
     assert proto["what"] == "largest sample difference" and "mymetrics 1.0" in proto["plugin"]
     with pytest.raises(ValueError, match="unknown metric"):
-        resolve_metrics(["maxdiff", "wer"])
+        resolve_metrics(["maxdiff", "utmos"])
 
 
 def test_cli_eval_in_worker_processes(manifest, tiny_ckpt, tmp_path):
@@ -193,9 +193,9 @@ def test_cli_eval_exit_status_on_bad_input(tmp_path):
     assert res.returncode == 1 and "skipping nothere: " in res.stderr
     assert load_results(tmp_path / "r.json")["data"]["skipped"][0]["id"] == "nothere"
     res = subprocess.run([sys.executable, "-m", "speechtok.cli", "eval", "identity", "--data", str(manifest),
-                          "--metrics", "wer", "-o", str(tmp_path / "r.json")], capture_output=True, text=True,
+                          "--metrics", "utmos", "-o", str(tmp_path / "r.json")], capture_output=True, text=True,
                          timeout=60)
-    assert res.returncode == 1 and "unknown metric(s) wer" in res.stderr
+    assert res.returncode == 1 and "unknown metric(s) utmos" in res.stderr
 
 
 def test_a_tokenizer_plugin_is_scored_like_any_model(manifest, tiny_ckpt, tmp_path, monkeypatch):

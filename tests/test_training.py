@@ -145,3 +145,52 @@ def test_a_new_run_starts_from_an_exported_checkpoint(corpus, tmp_path):
     assert torch.equal(want.encode(wav, 16000).codes, got.encode(wav, 16000).codes)
     torch.testing.assert_close(got.decode(got.encode(wav, 16000)), want.decode(want.encode(wav, 16000)),
                                atol=1e-5, rtol=1e-4)
+
+
+def test_discriminator_warmup_trains_only_the_discriminators(corpus):
+    """`task_config.discriminator_warmup`: the first steps of a job move the discriminators, and neither the
+    generator's weights nor its codebooks (the RVQ's EMA would drift in train mode)."""
+    raw = tiny_recipe(corpus)
+    raw["task_config"]["discriminator_warmup"] = 3
+    torch.manual_seed(0)
+    task = build_task(recipe_from_dict(raw))
+    batch = torch.stack([speech(0.4)[i * 3200 : (i + 1) * 3200] for i in range(2)])[:, None]
+    with torch.no_grad():  # the codebooks' k-means init, as a generator from `train.init_from` has had
+        task.generator.eval()
+        task.reconstruct(batch)
+    task.generator.train()
+    before_g = {k: v.clone() for k, v in task.generator.state_dict().items()}
+    before_d = {k: v.clone() for k, v in task.discriminator.state_dict().items()}
+    opt = torch.optim.AdamW(task.discriminator.parameters(), lr=1e-3)
+    groups = []
+
+    def update(group, loss):
+        groups.append(group)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    logs = task.step(batch, step=2, update=update)
+    assert groups == ["discriminator"] and set(logs) == {"gan/adv_d"}
+    assert all(torch.equal(v, before_g[k]) for k, v in task.generator.state_dict().items())
+    assert any(not torch.equal(v, before_d[k]) for k, v in task.discriminator.state_dict().items())
+    assert task.generator.training  # back in train mode for the steps after the warm-up
+    task.step(batch, step=3, update=update)
+    assert groups[1:] == ["discriminator", "generator"]  # past the warm-up: the usual adversarial step
+    with pytest.raises(ValueError, match="discriminator_warmup"):
+        raw["task_config"]["discriminator_warmup"] = -1
+        build_task(recipe_from_dict(raw))
+
+
+def test_complex_stft_term_is_computed_only_when_weighted(corpus):
+    raw = tiny_recipe(corpus)
+    batch = torch.stack([speech(0.4)[i * 3200 : (i + 1) * 3200] for i in range(2)])[:, None]
+    off = build_task(recipe_from_dict(raw)).step(batch, step=0, update=lambda g, loss: None)
+    assert "gan/complex_stft" not in off
+    raw["task_config"]["loss_weights"] = {"gan/complex_stft": 5.0}
+    task = build_task(recipe_from_dict(raw))
+    totals = []
+    on = task.step(batch, step=0, update=lambda g, loss: totals.append(loss))
+    assert on["gan/complex_stft"] > 0
+    expected = 15.0 * on["gan/mel"] + 5.0 * on["gan/complex_stft"] + on["vq/commitment"]
+    assert on["loss/generator"] == pytest.approx(expected, rel=1e-5)

@@ -117,7 +117,7 @@ def test_validation_writes_metrics_and_samples(corpus, tmp_path):
     run = tmp_path / "run"
     Trainer(recipe_from_dict(recipe), run).fit()
     rows = (run / "validation.csv").read_text().splitlines()
-    assert rows[0] == "step,val/mel,val/stoi" and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    assert rows[0] == "step,train_seconds,val/mel,val/stoi" and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
     mel = [float(r.split(",")[1]) for r in rows[1:]]
     assert all(0 < m < 10 for m in mel)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["reference", "step-00000002", "step-00000004"]

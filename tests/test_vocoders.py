@@ -13,6 +13,7 @@ from speechtok.vocoders import (
     ISTFT,
     DiscriminatorConfig,
     DiscriminatorOutput,
+    ComplexSTFTLoss,
     Discriminators,
     MelSpectrogram,
     MultiScaleMelLoss,
@@ -87,6 +88,23 @@ def test_mel_spectrogram_shapes():
 def test_mel_filterbank_rejects_bad_range():
     with pytest.raises(ValueError, match="f_max"):
         mel_filterbank(SR, 256, 32, f_min=0.0, f_max=9000.0)
+
+
+def test_complex_stft_loss_grows_with_the_phase_error():
+    """Phase-shifted copies of a sine have its magnitudes: a magnitude-only loss scores them alike (edges aside),
+    the complex term grows with the shift."""
+    t = torch.arange(8000) / SR
+    wav = 0.5 * torch.sin(2 * torch.pi * 220 * t)[None, None]
+    loss_fn = ComplexSTFTLoss()
+    losses = [loss_fn(0.5 * torch.sin(2 * torch.pi * 220 * t + shift)[None, None], wav).item()
+              for shift in (0.0, torch.pi / 4, torch.pi / 2, torch.pi)]
+    assert losses[0] == 0.0
+    assert losses[1] < losses[2] < losses[3] and losses[3] > 2 * losses[1], losses
+    wav_hat = (0.5 * torch.sin(2 * torch.pi * 220 * t + 1.0)[None, None]).requires_grad_()
+    loss_fn(wav_hat, wav).backward()
+    assert torch.isfinite(wav_hat.grad).all() and wav_hat.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="one shape"):
+        loss_fn(wav[..., :-1], wav)
 
 
 def test_mel_loss_zero_for_identical_positive_otherwise_with_gradients():

@@ -21,10 +21,12 @@ MODEL: a bundled name, a checkpoint directory, a plugin (NAME or NAME:SPEC), or 
 original: PESQ-wb about 4.64, STOI 1.0, the ceiling).
 --data: LS-test or SO-test (the fixed evaluation sets; LS-dev, SO-dev for tuning), a manifest (.tsv with a
 `path` column, or .jsonl) or a directory of audio.
---metrics: pesq_wb pesq_nb stoi estoi si_sdr mel f0 (per utterance), speed, abx (phone ABX on the codes; needs
-alignments, found for the sets), and metrics installed under the `speechtok.metrics` entry-point group.
-Default: pesq_wb stoi estoi si_sdr mel f0 speed and every installed plugin. Bitrate and codebook usage are
-always reported.
+--metrics: pesq_wb pesq_nb stoi estoi si_sdr mel f0 (per utterance), the judges wer cer dwer (Whisper base ASR:
+against the set's reference text / the ASR of the original; `speechtok[asr]`), sim (SIM-GE2E) and dnsmos
+(DNSMOS P.835; both `speechtok[judges]`), speed, abx (phone ABX on the codes; needs alignments, found for the
+sets), and metrics installed under the `speechtok.metrics` entry-point group.
+Default: pesq_wb stoi estoi si_sdr mel f0 speed, dwer and sim where installed, and every installed plugin.
+Bitrate and codebook usage are always reported.
 
 A missing or unreadable file is logged, skipped and counted; a model that fails gets a row that says why.
 Exit status 1 when anything was skipped or failed (the results are still written), or when --data holds no

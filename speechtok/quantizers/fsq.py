@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 from torch import Tensor
-from vector_quantize_pytorch import ResidualFSQ
 
 from .base import QuantizeOut, Quantizer
 
@@ -43,6 +42,8 @@ class FSQ(Quantizer):
         self.cfg = cfg
         self.num_codebooks = cfg.num_codebooks
         self.codebook_size = math.prod(cfg.levels)
+        from vector_quantize_pytorch import ResidualFSQ  # here, not on import: the package pulls in torch._dynamo
+
         self.fsq = ResidualFSQ(dim=cfg.dim, levels=list(cfg.levels), num_quantizers=cfg.num_codebooks,
                                quantize_dropout=cfg.quantizer_dropout)
 

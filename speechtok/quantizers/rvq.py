@@ -1,5 +1,10 @@
 """Residual VQ on vector-quantize-pytorch: k-means init, EMA codebooks, dead-code replacement and
-quantizer dropout (one model serves 1..Q codebooks) in training; a lean nearest-code search at inference."""
+quantizer dropout (one model serves 1..Q codebooks) in training; a lean nearest-code search at inference.
+
+`RVQ(cfg, inference=True)` (how a checkpoint is loaded) holds the same state under the same names in plain torch
+modules (`StoredResidualVQ`), so that using a tokenizer never imports vector-quantize-pytorch, whose package
+import pulls in einx and `torch._dynamo` (about a second of start-up on two cores).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from einops import rearrange
-from torch import Tensor
-from vector_quantize_pytorch import ResidualVQ
+from torch import Tensor, nn
 
 from .base import QuantizeOut, Quantizer
 
@@ -30,11 +34,16 @@ class RVQConfig:
 class RVQ(Quantizer):
     derived_state_suffixes = ("._codebook.embed_avg",)  # EMA sums = codebook x usage counts
 
-    def __init__(self, cfg: RVQConfig):
+    def __init__(self, cfg: RVQConfig, inference: bool = False):
         super().__init__()
         self.cfg = cfg
         self.num_codebooks = cfg.num_codebooks
         self.codebook_size = cfg.codebook_size
+        if inference:
+            self.vq = StoredResidualVQ(cfg.dim, cfg.num_codebooks, cfg.codebook_size, cfg.codebook_dim)
+            return
+        from vector_quantize_pytorch import ResidualVQ  # training only: see the module docstring
+
         self.vq = ResidualVQ(
             dim=cfg.dim, num_quantizers=cfg.num_codebooks, codebook_size=cfg.codebook_size,
             codebook_dim=cfg.codebook_dim, decay=cfg.decay, kmeans_init=cfg.kmeans_init,
@@ -49,6 +58,9 @@ class RVQ(Quantizer):
         return self.vq.codebooks
 
     def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizeOut:
+        if isinstance(self.vq, StoredResidualVQ):
+            raise RuntimeError("this RVQ was built for inference (a loaded checkpoint) and cannot train; build the "
+                               "model with inference=False, as the training tasks do, and load the weights into it")
         x = rearrange(z, "b d t -> b t d")
         z_q, codes, commit = self.vq(x, mask=mask)
         return QuantizeOut(
@@ -87,6 +99,39 @@ class RVQ(Quantizer):
         if not 1 <= n_q <= self.num_codebooks:
             raise ValueError(f"n_q={n_q} is out of range: this quantizer has {self.num_codebooks} codebooks")
         return n_q
+
+
+class StoredResidualVQ(nn.Module):
+    """vector-quantize-pytorch's `ResidualVQ` state under its own names (`layers.{i}._codebook.embed`
+    [1, K, d], `cluster_size`, `initted`, `project_in` / `project_out`), for inference only: no EMA, no k-means,
+    no dropout, nothing but the codebooks and the projections that `RVQ.encode` / `decode` read."""
+
+    def __init__(self, dim: int, num_codebooks: int, codebook_size: int, codebook_dim: int | None):
+        super().__init__()
+        codebook_dim = dim if codebook_dim is None else codebook_dim
+        projected = codebook_dim != dim  # as ResidualVQ decides it: no projection where the dims agree
+        self.project_in = nn.Linear(dim, codebook_dim) if projected else nn.Identity()
+        self.project_out = nn.Linear(codebook_dim, dim) if projected else nn.Identity()
+        self.layers = nn.ModuleList(_StoredLayer(codebook_size, codebook_dim) for _ in range(num_codebooks))
+
+    @property
+    def codebooks(self) -> Tensor:
+        """[Q, K, d]"""
+        return torch.stack([layer._codebook.embed[0] for layer in self.layers])
+
+
+class _StoredLayer(nn.Module):
+    def __init__(self, codebook_size: int, codebook_dim: int):
+        super().__init__()
+        self._codebook = _StoredCodebook(codebook_size, codebook_dim)
+
+
+class _StoredCodebook(nn.Module):
+    def __init__(self, codebook_size: int, codebook_dim: int):
+        super().__init__()
+        self.register_buffer("initted", torch.tensor(True))
+        self.register_buffer("cluster_size", torch.zeros(1, codebook_size))
+        self.register_buffer("embed", torch.zeros(1, codebook_size, codebook_dim))
 
 
 def _nearest(residual: Tensor, book: Tensor) -> Tensor:

@@ -9,7 +9,8 @@ over the ranks before each optimizer step (see distributed.py), and rank 0 alone
 
     run_dir/recipe.yaml            the resolved recipe (overrides applied)
     run_dir/log.csv                step, seconds, lr per group, and every loss the task logs (mean over ranks)
-    run_dir/validation.csv         step and the dev-subset metrics (val/mel, val/pesq_wb, ...)
+    run_dir/validation.csv         step, training seconds of this job (validation excluded) and the dev-subset
+                                   metrics (val/mel, val/pesq_wb, ...)
     run_dir/samples/step-N/        decoded dev utterances (samples/reference/ holds the originals)
     run_dir/checkpoints/step-N.pt  modules, optimizers, loss scaler, EMA, step, RNG states
 """
@@ -120,7 +121,7 @@ class Trainer:
                          rank=self.dist.rank, world_size=self.dist.world_size)
         validator = self._validator() if main else None
         sums: dict[str, float] = defaultdict(float)
-        count, start = 0, time.time()
+        count, start, validating = 0, time.time(), 0.0  # validating: seconds spent validating, not training
         bar = _progress(self.cfg.steps, self.step, disable=not main)
         writer = _tensorboard(self.run_dir) if self.cfg.tensorboard and main else None
         last = min(self.cfg.steps, until if until is not None else self.cfg.steps)
@@ -147,7 +148,9 @@ class Trainer:
             if self.dist.enabled and (self.step % self.cfg.check_sync_every == 0 or self.step == last):
                 distributed.assert_in_sync(self.task.modules(), self.step, self.device)
             if validator is not None and (self.step % self.recipe.validation.every == 0 or self.step == last):
-                validator(writer)
+                began = time.time()
+                validator(writer, began - start - validating)
+                validating += time.time() - began
             if self.step % self.cfg.checkpoint_every == 0 or self.step == last:
                 self.save()
         bar.close()
@@ -210,11 +213,12 @@ class Trainer:
         subset = dev_subset(vcfg, self.recipe.data)
         references = dict(subset[: vcfg.samples])
 
-        def validate(writer) -> None:
+        def validate(writer, train_seconds: float) -> None:
             with self.export_weights():
                 result = self.task.validate(subset, vcfg, self.device)
             self.task.train()
-            append_csv(self.run_dir / "validation.csv", {"step": self.step, **result.metrics})
+            row = {"step": self.step, "train_seconds": round(train_seconds, 1), **result.metrics}
+            append_csv(self.run_dir / "validation.csv", row)
             if result.samples:
                 save_samples(self.run_dir, self.step, result, references)
             if writer is not None:

@@ -15,7 +15,8 @@ from .istft import ISTFT
 _LAZY = {
     "DiscriminatorConfig": "discriminators", "DiscriminatorOutput": "discriminators",
     "Discriminators": "discriminators", "PeriodDiscriminator": "discriminators", "STFTDiscriminator": "discriminators",
-    "MultiScaleMelLoss": "losses", "adversarial_g_loss": "losses", "adversarial_d_loss": "losses",
+    "MultiScaleMelLoss": "losses", "ComplexSTFTLoss": "losses", "adversarial_g_loss": "losses",
+    "adversarial_d_loss": "losses",
     "feature_matching_loss": "losses", "generator_losses": "losses", "discriminator_losses": "losses",
     "MelSpectrogram": "mel", "mel_filterbank": "mel", "hz_to_mel": "mel", "mel_to_hz": "mel",
 }

@@ -26,6 +26,7 @@ DEFAULT_WEIGHTS = {**GAN_WEIGHTS, "vq/commitment": 1.0}
 class CodecTaskConfig:
     loss_weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     adversarial_start: int = 0  # steps of reconstruction-only training before the discriminators join
+    discriminator_warmup: int = 0  # first steps of a job in which only the (fresh) discriminators learn
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     name: str = "speechtok-codec"
 
@@ -43,7 +44,7 @@ class CodecTask(GANTask):
         self.model_cfg = from_dict(family.config_cls, model)
         self.generator = family.build(self.model_cfg, norm=True, name=self.cfg.name)
         super().__init__(self.model_cfg.sample_rate, self.cfg.discriminator, self.cfg.adversarial_start,
-                         self.cfg.loss_weights, self.default_weights)
+                         self.cfg.loss_weights, self.default_weights, self.cfg.discriminator_warmup)
 
     def reconstruct(self, batch: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         gen = self.generator

@@ -30,6 +30,7 @@ class SpeechTokenizerTaskConfig:
     t_axis: bool = False
     loss_weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     adversarial_start: int = 0
+    discriminator_warmup: int = 0  # first steps of a job in which only the (fresh) discriminators learn
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     name: str = "speechtok-speechtokenizer"
 

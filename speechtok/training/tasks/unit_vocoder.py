@@ -28,6 +28,7 @@ class UnitVocoderTaskConfig:
     units: str = "runs/hubert-units"  # a hubert-units checkpoint directory (HuBERT + fitted k-means)
     loss_weights: dict = field(default_factory=lambda: dict(GAN_WEIGHTS))
     adversarial_start: int = 0
+    discriminator_warmup: int = 0  # first steps of a job in which only the (fresh) discriminators learn
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     name: str = "speechtok-hubert-units"
 
@@ -42,7 +43,7 @@ class UnitVocoderTask(GANTask):
         self.full_cfg = replace(self.units.config, vocoder=self.vocoder_cfg)  # checks dims and hop
         self.generator = VocosDecoder(self.vocoder_cfg)
         super().__init__(self.units.sample_rate, self.cfg.discriminator, self.cfg.adversarial_start,
-                         self.cfg.loss_weights, GAN_WEIGHTS)
+                         self.cfg.loss_weights, GAN_WEIGHTS, self.cfg.discriminator_warmup)
 
     def frozen(self) -> dict[str, torch.nn.Module]:
         return {**super().frozen(), "units": self.units}  # eval mode: its units must be those of inference

@@ -1,0 +1,121 @@
+"""NOT YET COLLECTED (issue 22: rename to test_layout.py once the move is done; today it fails: import circles, 22 root modules).
+
+The package's layout and the direction of its imports (DESIGN.md, "Layout"), read from the source with `ast`:
+every import counts, those inside functions (lazy) included; only `if TYPE_CHECKING:` blocks are left out."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "speechtok"
+BUILDING_BLOCKS = ("speechtok.codecs", "speechtok.quantizers", "speechtok.vocoders", "speechtok.layers")
+ABOVE_THE_API = ("speechtok.training", "speechtok.eval", "speechtok.cli", "speechtok.commands",
+                 "speechtok.pretokenize", "speechtok.lm", "speechtok.export")
+MAX_ROOT_MODULES = 10
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@cache
+def graph() -> dict[str, set[str]]:
+    """module -> the speechtok modules it imports (a `from pkg import name` counts as pkg.name when that is a
+    module, else as pkg)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in _walk_outside_type_checking(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.add(full if full in modules else base)
+    return {m for m in found if m in modules and m != name}
+
+
+def _walk_outside_type_checking(tree: ast.AST):
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
+def closure(start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for m in graph()[todo.pop()] - seen:
+            seen.add(m)
+            todo.append(m)
+    return seen
+
+
+def within(module: str, parts: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in parts)
+
+
+def test_no_import_circle():
+    g = graph()
+    circles = sorted({m for m in g if m in closure(m)})
+    assert not circles, f"modules on an import circle: {circles}"
+
+
+def test_building_blocks_import_no_family_and_nothing_above_them():
+    bad = {m: sorted(i for i in deps if not within(i, BUILDING_BLOCKS) and within(i, ("speechtok.models",
+                     "speechtok.tokenizer", "speechtok.registry", "speechtok.checkpoint", "speechtok.adapters",
+                     *ABOVE_THE_API)))
+           for m, deps in graph().items() if within(m, BUILDING_BLOCKS)}
+    assert not {m: d for m, d in bad.items() if d}
+
+
+def test_quantizers_and_decoders_know_no_encoder_family():
+    bad = {m: sorted(d for d in deps if within(d, ("speechtok.codecs",)))
+           for m, deps in graph().items() if within(m, ("speechtok.quantizers", "speechtok.vocoders"))}
+    assert not {m: d for m, d in bad.items() if d}
+
+
+def test_loading_a_tokenizer_imports_no_training_eval_or_cli_code():
+    for entry in ("speechtok.registry", "speechtok.models", "speechtok.tokenizer"):
+        pulled = sorted(m for m in closure(entry) if within(m, ABOVE_THE_API))
+        assert not pulled, f"{entry} imports {pulled}"
+
+
+def test_checkpoint_files_import_no_model():
+    pulled = sorted(m for m in closure("speechtok.checkpoint")
+                    if within(m, ("speechtok.models", "speechtok.tokenizer", *BUILDING_BLOCKS)))
+    assert not pulled, f"speechtok.checkpoint imports {pulled}"
+
+
+def test_nothing_imports_the_cli():
+    bad = sorted(m for m, deps in graph().items() if not within(m, ("speechtok.cli", "speechtok.commands"))
+                 and any(within(d, ("speechtok.cli", "speechtok.commands")) for d in deps))
+    assert not bad, f"modules that import the CLI: {bad}"
+
+
+def test_the_package_root_stays_small():
+    root = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(root) <= MAX_ROOT_MODULES, f"{len(root)} modules at the package root: {root}"
+
+
+def test_the_walker_sees_lazy_and_relative_imports():
+    deps = graph()["speechtok.tokenizer"]
+    assert "speechtok.codes" in deps  # `from .codes import Codes` at the top
+    assert closure("speechtok.cli") & {"speechtok.commands"}  # the CLI's subcommands, imported lazily
