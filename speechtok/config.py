@@ -15,6 +15,18 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def _hashed(value: Any) -> Any:
+    """`to_dict`'s structure, less the `hash_if_set` fields left at their default."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _hashed(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not (f.metadata.get("hash_if_set") and getattr(value, f.name) == f.default)}
+    if isinstance(value, (list, tuple)):
+        return [_hashed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _hashed(v) for k, v in value.items()}
+    return value
+
+
 def from_dict(cls: type[T], data: dict) -> T:
     """Build `cls` from a dict, recursing into nested dataclass fields. Unknown keys are an error."""
     if not isinstance(data, dict):
@@ -36,6 +48,8 @@ def from_dict(cls: type[T], data: dict) -> T:
 
 
 def config_hash(cfg: Any) -> str:
-    """12 hex digits of sha256 over the canonical JSON of the config: same architecture, same hash."""
-    text = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """12 hex digits of sha256 over the canonical JSON of the config: same architecture, same hash. A field added
+    after checkpoints were made (metadata `hash_if_set`) counts only when it differs from its default, so that
+    those checkpoints keep their identity."""
+    text = json.dumps(_hashed(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -105,6 +105,8 @@ def test_recipe_overrides_and_bundled_recipe():
     assert raw == {"train": {"steps": 10}, "model": {"encoder": {"channels": 8}}, "x": {"y": [1, 2]}}
     with pytest.raises(ValueError, match="key=value"):
         apply_overrides({}, ["oops"])
+    lr = apply_overrides({}, ["optim.g.lr=2e-4", "a.b=1E3", "a.c=e5", "a.d=2.5e-1"])  # YAML 1.1 reads 2e-4 as a str
+    assert lr == {"optim": {"g": {"lr": 2e-4}}, "a": {"b": 1000.0, "c": "e5", "d": 0.25}}
     recipe = load_recipe("codec", ["train.steps=7"])
     assert recipe.task == "codec" and recipe.train.steps == 7
     task = build_task(recipe)  # the bundled recipe builds the default architecture

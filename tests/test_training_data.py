@@ -161,6 +161,22 @@ def test_crops_are_a_function_of_seed_epoch_and_index(tmp_path):
         a[2]
 
 
+def test_crops_by_duration_weigh_files_by_their_hours_and_read_each_once(tmp_path, monkeypatch):
+    write_tone(tmp_path / "long.wav", 2.0)
+    write_tone(tmp_path / "short.wav", 0.5)
+    write_tone(tmp_path / "unknown.wav", 0.5)
+    (tmp_path / "m.tsv").write_text("path\tduration_s\nlong.wav\t2.0\nshort.wav\t0.5\nunknown.wav\t\n")
+    ds = make_dataset(cfg_for(tmp_path / "m.tsv", crops_by_duration=True), seed=0)
+    assert [it.path.name for it in ds.items] == ["long.wav"] * 8 + ["short.wav"] * 2 + ["unknown.wav"]  # 0.25 s crops
+    assert len(make_dataset(cfg_for(tmp_path / "m.tsv"), seed=0)) == 3  # default: one crop per file
+    reads = []
+    real_load = data.load
+    monkeypatch.setattr(data, "load", lambda path, sr: reads.append(path.name) or real_load(path, sr))
+    crops = [ds[i] for i in range(8)]
+    assert reads == ["long.wav"]  # one cached copy serves all eight crops
+    assert len({c.numpy().tobytes() for c in crops}) == 8  # each at its own offset
+
+
 def test_resampling_8k_to_16k(tmp_path):
     write_tone(tmp_path / "8k.wav", 1.0, sample_rate=8000, freq=500)
     ds = CropDataset([Item(tmp_path / "8k.wav")], SR, 2 * SR)

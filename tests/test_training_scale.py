@@ -117,9 +117,11 @@ def test_validation_writes_metrics_and_samples(corpus, tmp_path):
     run = tmp_path / "run"
     Trainer(recipe_from_dict(recipe), run).fit()
     rows = (run / "validation.csv").read_text().splitlines()
-    assert rows[0] == "step,train_seconds,val/mel,val/stoi" and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
-    mel = [float(r.split(",")[1]) for r in rows[1:]]
-    assert all(0 < m < 10 for m in mel)
+    health = "train/vq/resets_per_step,train/vq/usage,train/vq/perplexity"  # the codebooks, over the last 2 steps
+    assert rows[0] == f"step,train_seconds,val/mel,val/stoi,{health}"
+    assert [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    values = [[float(v) for v in r.split(",")] for r in rows[1:]]
+    assert all(0 < mel < 10 and 0 < usage <= 1 and perplexity >= 1 for _, _, mel, _, _, usage, perplexity in values)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["reference", "step-00000002", "step-00000004"]
     assert len(list((run / "samples" / "step-00000004").glob("*.wav"))) == 1
 

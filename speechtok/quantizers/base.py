@@ -13,6 +13,7 @@ class QuantizeOut:
     z_q: Tensor  # [B, D, T] quantized latents (straight-through gradients in training)
     codes: Tensor  # [B, Q, T] int64; -1 marks codebooks dropped by quantizer dropout
     losses: dict[str, Tensor] = field(default_factory=dict)  # "vq/commitment", ...
+    stats: dict[str, float] = field(default_factory=dict)  # logged, not trained on: "vq/resets_per_step", ...
 
 
 class Quantizer(nn.Module, ABC):

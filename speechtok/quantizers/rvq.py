@@ -8,7 +8,7 @@ import pulls in einx and `torch._dynamo` (about a second of start-up on two core
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from einops import rearrange
@@ -26,9 +26,18 @@ class RVQConfig:
     decay: float = 0.99  # EMA decay of the codebooks
     kmeans_init: bool = True
     kmeans_iters: int = 10
-    threshold_ema_dead_code: float = 2.0  # codes used less than this (EMA count) are replaced
+    threshold_ema_dead_code: float = 2.0  # codes used less than this (EMA count per step) are replaced
     quantizer_dropout: bool = True
     commitment_weight: float = 1.0
+    # When set, replaces the absolute threshold above: a code is dead when its EMA use falls below this fraction
+    # of the expected use per code per step (the step's frames / codebook_size). With 400-800 frames a step and
+    # 1024 codes the expected use is 0.4-0.8, so an absolute 2 declares most of a healthy codebook dead at every
+    # step. 0.1 with decay 0.99 resets a code after about 230 steps unused.
+    dead_code_use_ratio: float | None = field(default=None, metadata={"hash_if_set": True})
+
+    def __post_init__(self) -> None:
+        if self.dead_code_use_ratio is not None and not 0 < self.dead_code_use_ratio < 1:
+            raise ValueError(f"RVQConfig: dead_code_use_ratio must be in (0, 1), got {self.dead_code_use_ratio}")
 
 
 class RVQ(Quantizer):
@@ -62,12 +71,52 @@ class RVQ(Quantizer):
             raise RuntimeError("this RVQ was built for inference (a loaded checkpoint) and cannot train; build the "
                                "model with inference=False, as the training tasks do, and load the weights into it")
         x = rearrange(z, "b d t -> b t d")
+        frames = x.shape[0] * x.shape[1] if mask is None else int(mask.sum())
+        reset_value = self._set_dead_code_rule(frames)
         z_q, codes, commit = self.vq(x, mask=mask)
+        codes = rearrange(codes, "b t q -> b q t")
         return QuantizeOut(
             z_q=rearrange(z_q, "b t d -> b d t"),
-            codes=rearrange(codes, "b t q -> b q t"),
+            codes=codes,
             losses={"vq/commitment": commit.sum()},
+            stats=self._step_stats(codes, mask, reset_value) if self.training else {},
         )
+
+    def _layers(self) -> list:
+        return [layer._codebook for layer in self.vq.layers]
+
+    def _set_dead_code_rule(self, frames: int) -> float | None:
+        """Scale the library's absolute dead-code threshold to this step's expected use per code; a revived code
+        restarts at the expected use. Returns that reset value (None under the absolute rule)."""
+        ratio = self.cfg.dead_code_use_ratio
+        if ratio is None or not self.training:
+            return None
+        expected = frames / self.codebook_size
+        for book in self._layers():
+            book.threshold_ema_dead_code = ratio * expected
+            book.reset_cluster_size = expected
+        return expected
+
+    @torch.no_grad()
+    def _step_stats(self, codes: Tensor, mask: Tensor | None, reset_value: float | None) -> dict[str, float]:
+        """Codebook health of this step, averaged over the layers that ran: resets (codes whose EMA count the
+        library set to the reset value in this step), usage (share of codes used) and perplexity of the batch."""
+        valid = torch.ones_like(codes[:, 0], dtype=torch.bool) if mask is None else mask
+        resets, usage, perplexity, ran = 0.0, 0.0, 0.0, 0
+        for layer, book in enumerate(self._layers()):
+            used = codes[:, layer][valid]
+            used = used[used >= 0]  # -1: dropped by quantizer dropout in this step
+            if used.numel() == 0:
+                continue
+            counts = torch.bincount(used, minlength=self.codebook_size).double()
+            p = counts / counts.sum()
+            reset_at = book.reset_cluster_size if reset_value is None else reset_value
+            resets += float((book.cluster_size == reset_at).sum())
+            usage += float((counts > 0).double().mean())
+            perplexity += float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+            ran += 1
+        ran = max(ran, 1)
+        return {"vq/resets_per_step": resets / ran, "vq/usage": usage / ran, "vq/perplexity": perplexity / ran}
 
     @torch.no_grad()
     def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:

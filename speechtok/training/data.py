@@ -54,6 +54,9 @@ class DataConfig:
         (items shorter than the segment are zero-padded). Items of unknown duration are kept.
     cache: keep decoded, resampled audio in RAM as int16 after its first read (decoding Opus every step is slow).
         Each worker process fills its own cache; `CropDataset.preload` fills it once before workers fork.
+    crops_by_duration: an item gives floor(duration / segment) crops an epoch (at least one; one where the
+        duration is unknown) instead of one, so that each corpus is heard in proportion to its hours, not to its
+        count of files (one crop per file makes 5,000 short clips drown 351 long ones).
     """
 
     sources: tuple[str, ...]
@@ -64,6 +67,7 @@ class DataConfig:
     min_seconds: float | None = None
     cache: bool = True
     num_workers: int = 0
+    crops_by_duration: bool = False
 
     def __post_init__(self) -> None:  # JSON and YAML give lists, and one source may come as a string
         for name in ("sources", "splits"):
@@ -154,7 +158,9 @@ class CropDataset(Dataset[Tensor]):
         self.seed = seed
         self.cache = cache
         self.epoch = 0
-        self._cache: dict[int, np.ndarray] = {}  # index -> int16 [T]
+        self._cache: dict[int, np.ndarray] = {}  # first index of a file -> int16 [T]
+        first: dict[Path, int] = {}
+        self._first = [first.setdefault(it.path, i) for i, it in enumerate(self.items)]  # a file listed twice
         self._bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -175,18 +181,19 @@ class CropDataset(Dataset[Tensor]):
 
     def waveform(self, index: int) -> np.ndarray:
         """All of item `index` as int16 [T] at `sample_rate` (cached when `cache`). Raises AudioError."""
-        pcm = self._cache.get(index)
+        key = self._first[index]
+        pcm = self._cache.get(key)
         if pcm is None:
             pcm = to_pcm16(load(self.items[index].path, self.sample_rate)[0, 0].numpy())
             if self.cache:
-                self._cache[index] = pcm
+                self._cache[key] = pcm
         return pcm
 
     def preload(self) -> None:
         """Read every item into the cache now, e.g. before DataLoader workers fork and share it."""
         if not self.cache:
             raise ValueError("preload needs cache=True")
-        for index in range(len(self.items)):
+        for index in dict.fromkeys(self._first):
             if index not in self._bad:
                 try:
                     self.waveform(index)
@@ -265,7 +272,13 @@ def make_dataset(cfg: DataConfig, seed: int) -> CropDataset | PackedCropDataset:
     if not items:
         raise ValueError(f"no training audio in {list(cfg.sources)} (splits {list(cfg.splits)}, "
                          f"at least {cfg.min_duration_s} s)")
+    if cfg.crops_by_duration:
+        items = [it for it in items for _ in range(crops_per_item(it, cfg.segment_seconds))]
     return CropDataset(items, cfg.sample_rate, cfg.segment_samples, seed, cfg.cache)
+
+
+def crops_per_item(item: Item, segment_seconds: float) -> int:
+    return max(1, int((item.duration_s or 0.0) // segment_seconds))
 
 
 # -- order and loaders -----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,5 +130,16 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {part} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = parse_override_value(value)
     return out
+
+
+# YAML 1.1 reads `2e-4` (no dot) as a string; on the command line that is always meant as a number.
+_FLOAT_WITHOUT_DOT = re.compile(r"^[-+]?\d+[eE][-+]?\d+$")
+
+
+def parse_override_value(text: str) -> Any:
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _FLOAT_WITHOUT_DOT.match(value):
+        return float(value)
+    return value

@@ -121,6 +121,7 @@ class Trainer:
                          rank=self.dist.rank, world_size=self.dist.world_size)
         validator = self._validator() if main else None
         sums: dict[str, float] = defaultdict(float)
+        codebook = CodebookHealth()  # the quantizer's per-step stats since the last validation
         count, start, validating = 0, time.time(), 0.0  # validating: seconds spent validating, not training
         bar = _progress(self.cfg.steps, self.step, disable=not main)
         writer = _tensorboard(self.run_dir) if self.cfg.tensorboard and main else None
@@ -129,8 +130,10 @@ class Trainer:
         while self.step < last:
             batch = next(stream).to(self.device, non_blocking=True)
             lrs = self._set_lr()
-            for key, value in self.train_step(batch).items():
+            logs = self.train_step(batch)
+            for key, value in logs.items():
                 sums[key] += value
+            codebook.add(logs)
             count += 1
             self.step += 1
             bar.update(1)
@@ -149,7 +152,7 @@ class Trainer:
                 distributed.assert_in_sync(self.task.modules(), self.step, self.device)
             if validator is not None and (self.step % self.recipe.validation.every == 0 or self.step == last):
                 began = time.time()
-                validator(writer, began - start - validating)
+                validator(writer, began - start - validating, codebook.means())
                 validating += time.time() - began
             if self.step % self.cfg.checkpoint_every == 0 or self.step == last:
                 self.save()
@@ -213,11 +216,11 @@ class Trainer:
         subset = dev_subset(vcfg, self.recipe.data)
         references = dict(subset[: vcfg.samples])
 
-        def validate(writer, train_seconds: float) -> None:
+        def validate(writer, train_seconds: float, train_stats: dict[str, float]) -> None:
             with self.export_weights():
                 result = self.task.validate(subset, vcfg, self.device)
             self.task.train()
-            row = {"step": self.step, "train_seconds": round(train_seconds, 1), **result.metrics}
+            row = {"step": self.step, "train_seconds": round(train_seconds, 1), **result.metrics, **train_stats}
             append_csv(self.run_dir / "validation.csv", row)
             if result.samples:
                 save_samples(self.run_dir, self.step, result, references)
@@ -291,6 +294,29 @@ class Trainer:
         if writer is not None:
             for key, value in values.items():
                 writer.add_scalar(key, value, self.step)
+
+
+class CodebookHealth:
+    """Means of the quantizer's per-step stats (`vq/resets_per_step`, `vq/usage`, `vq/perplexity`) over the steps
+    since the last call of `means`, for validation.csv: a codebook that churns or collapses shows there."""
+
+    KEYS = ("vq/resets_per_step", "vq/usage", "vq/perplexity")
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.steps = 0
+
+    def add(self, logs: dict[str, float]) -> None:
+        if any(k in logs for k in self.KEYS):
+            for key in self.KEYS:
+                self.sums[key] += logs.get(key, 0.0)
+            self.steps += 1
+
+    def means(self) -> dict[str, float]:
+        out = {f"train/{k}": v / self.steps for k, v in self.sums.items()} if self.steps else {}
+        self.sums.clear()
+        self.steps = 0
+        return out
 
 
 def append_csv(path: Path, row: dict) -> None:

@@ -49,6 +49,7 @@ class CodecTask(GANTask):
     def reconstruct(self, batch: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         gen = self.generator
         q = gen.quantizer(gen.encoder(batch))
+        self.step_stats = q.stats
         return gen.decoder(q.z_q)[..., : batch.shape[-1]], batch, dict(q.losses)
 
     def init_from(self, checkpoint_dir: Path) -> None:

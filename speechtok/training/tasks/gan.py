@@ -38,6 +38,7 @@ class GANTask(Task):
             raise ValueError(f"unknown loss weights {unknown}; known: {sorted(defaults)}")
         self.weights = {**defaults, **loss_weights}
         self.complex_stft = ComplexSTFTLoss() if self.weights.get("gan/complex_stft", 0.0) > 0 else None
+        self.step_stats: dict[str, float] = {}  # what `reconstruct` measured of this step, logged beside losses
 
     @abstractmethod
     def reconstruct(self, batch: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
@@ -74,6 +75,7 @@ class GANTask(Task):
         update("generator", total)
         logs.update({k: v.item() for k, v in losses.items()})  # one sync per step; logs need the values anyway
         logs["loss/generator"] = total.item()
+        logs.update(self.step_stats)
         return logs
 
     def warm_discriminator(self, batch: Tensor, update: Update) -> dict[str, float]:

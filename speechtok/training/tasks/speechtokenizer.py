@@ -67,6 +67,7 @@ class SpeechTokenizerTask(CodecTask):
         gen = self.generator
         z = gen.encoder(batch)
         q = gen.quantizer(z)
+        self.step_stats = q.stats
         first = gen.quantizer.decode(q.codes[:, :1].clamp(min=0))
         first = z + (first - z).detach()  # layer 1's straight-through output: the loss trains the encoder
         losses = dict(q.losses)
