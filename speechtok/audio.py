@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +44,12 @@ def read(path: str | os.PathLike, allow_truncated: bool = False) -> tuple[np.nda
     try:
         with sf.SoundFile(str(path)) as f:
             frames, sr = f.frames, f.samplerate
-            data = f.read(dtype="float32", always_2d=True)  # [T, C]
+            try:
+                data = f.read(dtype="float32", always_2d=True)  # [T, C]
+            except Exception as e:  # a compressed file cut short fails mid-way (FLAC: "decoder lost sync")
+                data = _decodable_part(path, e, frames, sr, allow_truncated)
+    except AudioError:
+        raise
     except Exception as e:  # libsndfile's message says why (format, truncation)
         raise AudioError(f"{path}: unreadable audio ({one_line(e)})") from None
     wav = np.ascontiguousarray(data.T)  # [T, C] -> [C, T]
@@ -52,6 +58,25 @@ def read(path: str | os.PathLike, allow_truncated: bool = False) -> tuple[np.nda
     if wav.shape[-1] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
     return wav, int(sr)
+
+
+def _decodable_part(path: Path, error: Exception, frames: int, sr: int, allow_truncated: bool) -> np.ndarray:
+    """What decodes before the error of a file that fails mid-way [T, C]; with `allow_truncated` only, as for a
+    cut WAV. The error says "truncated or corrupt": which one, a decoder cannot tell."""
+    got = []
+    with sf.SoundFile(str(path)) as f:
+        try:
+            while block := len(b := f.read(4096, dtype="float32", always_2d=True)):
+                got.append(b[:block])
+        except Exception:  # noqa: BLE001 - the same failure, further on
+            pass
+    data = np.concatenate(got) if got else np.zeros((0, 1), np.float32)
+    what = (f"{path}: truncated or corrupt: decoding fails after {len(data) / sr:.2f} s of the {frames / sr:.2f} s "
+            f"the header declares ({one_line(error)})")
+    if not allow_truncated or not len(data):
+        raise AudioError(what + ("" if allow_truncated else "; allow_truncated=True or --allow-truncated reads what "
+                                                            "decodes"))
+    return data  # _check_complete warns that it is short
 
 
 def _check_complete(path: Path, got: int, frames: int, sr: int, allow_truncated: bool) -> None:
@@ -134,8 +159,27 @@ def write(path: str | os.PathLike, wav: Tensor | np.ndarray, sample_rate: int) -
     if fmt not in sf.available_formats():
         raise AudioError(f"{path}: cannot write audio format {fmt!r}; use .wav or .flac")
     subtype = "PCM_16" if fmt in ("WAV", "FLAC", "AIFF") else None
-    with atomic_path(path) as tmp:  # a temp name has no extension, so the format is explicit
-        sf.write(str(tmp), np.clip(arr.T, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
+    try:
+        with atomic_path(path) as tmp:  # a temp name has no extension, so the format is explicit
+            with sf.SoundFile(str(tmp), "w", sample_rate, arr.shape[0], subtype=subtype, format=fmt) as f:
+                f.software = WRITER_TAG  # tells speechtok's own outputs, which a rerun may replace, from recordings
+                f.write(np.clip(arr.T, -1.0, 1.0))
+    except sf.LibsndfileError as e:  # its "System error." of a full disk names no cause
+        free = shutil.disk_usage(path.parent).free
+        why = "no space left on the device" if free < arr.nbytes else one_line(e)
+        raise AudioError(f"{path}: cannot write audio ({why})") from None
+
+
+WRITER_TAG = "speechtok"
+
+
+def written_by_speechtok(path: str | os.PathLike) -> bool:
+    """Whether an audio file carries the tag `write` gives (a decoded file), so replacing it loses nothing."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            return (f.software or "").startswith(WRITER_TAG)
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return False
 
 
 def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

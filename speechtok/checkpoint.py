@@ -6,9 +6,11 @@ No pickles: weights are safetensors only. Every failure is a CheckpointError nam
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import pickle
+import typing
 from pathlib import Path
 
 import torch
@@ -16,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from . import __version__
-from .config import from_dict, to_dict
+from .config import config_hash, from_dict, to_dict
 from .errors import CheckpointError
 from .fileio import atomic_path, write_text
 from .nn import fold_weight_norm
@@ -116,32 +118,54 @@ def read_json(path: Path) -> dict:
 
 
 def build_from_config(meta: dict, path: Path, norm: bool = False, inference: bool = False) -> Tokenizer:
+    family, cfg = parse_config(meta, path)
+    return family.build(cfg, norm=norm, name=meta.get("name"), inference=inference)
+
+
+def parse_config(meta: dict, path: Path):
+    """(family, its config object) of a checkpoint's config.json, each part checked; builds no module."""
     from .families import FAMILIES
 
     family = FAMILIES.get(meta.get("family"))
     if family is None:
         raise CheckpointError(f"{path}: unknown family {meta.get('family')!r}; known: {', '.join(sorted(FAMILIES))}")
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path}: no 'config' object (the architecture) in it")
+    missing = [name for name in _sections(family.config_cls) if name not in meta["config"]]
+    if missing:  # a checkpoint's config is whole: defaults in place of a lost section would be another model
+        raise CheckpointError(f"{path}: config has no {', '.join(repr(m) for m in missing)} section")
     try:
         cfg = from_dict(family.config_cls, meta["config"])
-    except (KeyError, TypeError, ValueError) as e:
+    except KeyError as e:
+        raise CheckpointError(f"{path}: invalid config (missing key {e})") from None
+    except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: invalid config ({e})") from None
-    return family.build(cfg, norm=norm, name=meta.get("name"), inference=inference)
+    return family, cfg
+
+
+def _sections(cls: type) -> list[str]:
+    """The fields of a config class that are configs themselves (encoder, quantizer, decoder, ...)."""
+    hints = typing.get_type_hints(cls)
+
+    def is_config(hint) -> bool:
+        return dataclasses.is_dataclass(hint) or any(dataclasses.is_dataclass(a) for a in typing.get_args(hint))
+
+    return [f.name for f in dataclasses.fields(cls) if is_config(hints[f.name])]
 
 
 def load_checkpoint(directory: str | os.PathLike, device: str | torch.device | None = None) -> Tokenizer:
     directory = Path(directory)
     meta = read_config(directory)
+    headers = _headers(weight_files(directory))
+    _, cfg = parse_config(meta, directory / CONFIG_NAME)
+    _check_config_hash(meta, config_hash(cfg), directory / CONFIG_NAME)
+    if meta.get("config_hash") is None:  # a hand-written config: its sizes are checked before anything is allocated
+        _check_layout_on_meta_device(meta, headers, directory)
     tok = build_from_config(meta, directory / CONFIG_NAME, inference=True)  # lean modules: nothing trains a load
+    _check_layout(tok, headers, directory)
     expected = tok.state_dict()
     state = {k: v.to(expected[k].dtype) if k in expected and v.is_floating_point() else v
              for k, v in read_weights(directory).items()}
-    missing, unexpected = _key_diff(expected, state)
-    missing = [k for k in missing if not k.endswith(tok.quantizer.derived_state_suffixes)]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{directory}: weights do not match {CONFIG_NAME} "
-            f"(missing {_few(missing)}, unexpected {_few(unexpected)})"
-        )
     try:
         tok.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -150,21 +174,83 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device | N
     return tok.to(device or "cpu").eval()
 
 
-def read_weights(directory: Path) -> dict[str, torch.Tensor]:
-    index = directory / INDEX_NAME
-    if index.is_file():
+def _check_config_hash(meta: dict, computed: str, path: Path) -> None:
+    """An edited config.json (its sample rate, a dim) would run the weights as another model: the stored hash
+    says which config they were trained with."""
+    stored = meta.get("config_hash")
+    if stored is not None and stored != computed:
+        raise CheckpointError(f"{path}: the config was edited: it hashes to {computed}, but the weights were "
+                              f"saved with config {stored}; restore the original config.json")
+
+
+def _check_layout_on_meta_device(meta: dict, headers: dict, directory: Path) -> None:
+    """`_check_layout` on modules built on the meta device (no memory: a codebook of 2^40 is refused, not
+    allocated). Slower to build (torch imports its compiler for some ops there), so only for configs that carry
+    no hash of their own."""
+    try:
+        with torch.device("meta"):
+            skeleton = build_from_config(meta, directory / CONFIG_NAME, inference=True)
+    except (RuntimeError, NotImplementedError):  # a module that reads values while it builds (FSQ's levels)
+        return
+    _check_layout(skeleton, headers, directory)
+
+
+def _check_layout(skeleton: Tokenizer, headers: dict[str, tuple[str, list[int]]], directory: Path) -> None:
+    """Every tensor the config needs is in the weights, with its shape and kind (float or integer)."""
+    expected = {k: v for k, v in skeleton.state_dict().items()}
+    derived = skeleton.quantizer.derived_state_suffixes
+    missing, unexpected = _key_diff(expected, headers)
+    missing = [k for k in missing if not k.endswith(derived)]
+    if missing or unexpected:
+        raise CheckpointError(f"{directory}: weights do not match {CONFIG_NAME} "
+                              f"(missing {_few(missing)}, unexpected {_few(unexpected)})")
+    for key, (dtype, shape) in headers.items():
+        want = expected[key]
+        if list(want.shape) != shape:
+            raise CheckpointError(f"{directory}: tensor {key} is {shape} in the weights but {list(want.shape)} "
+                                  f"in {CONFIG_NAME}")
+        is_float = dtype.startswith(("F", "BF"))
+        if is_float != want.is_floating_point() and want.dtype != torch.bool:
+            raise CheckpointError(f"{directory}: tensor {key} is {dtype} in the weights; {CONFIG_NAME} needs "
+                                  f"{str(want.dtype).removeprefix('torch.')}")
+
+
+def _headers(files: list[Path]) -> dict[str, tuple[str, list[int]]]:
+    """{key: (safetensors dtype, shape)} from the files' headers, without reading a tensor."""
+    out = {}
+    for path in files:
         try:
-            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError, AttributeError) as e:
-            raise CheckpointError(f"{index}: corrupt index ({e})") from None
-    elif (directory / WEIGHTS_NAME).is_file():
-        files = [WEIGHTS_NAME]
-    else:
-        raise CheckpointError(f"{directory / WEIGHTS_NAME}: missing")
+            with safe_open(str(path), framework="pt") as f:
+                for k in f.keys():
+                    piece = f.get_slice(k)
+                    out[k] = (piece.get_dtype(), list(piece.get_shape()))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: corrupt safetensors file ({_first_line(e)})") from None
+    return out
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The weight files: `model.safetensors`, or the shards an index names, each inside the directory."""
+    index = directory / INDEX_NAME
+    if not index.is_file():
+        if not (directory / WEIGHTS_NAME).is_file():
+            raise CheckpointError(f"{directory / WEIGHTS_NAME}: missing")
+        return [directory / WEIGHTS_NAME]
+    try:
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"{index}: corrupt index ({e})") from None
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise CheckpointError(f"{index}: shard {name!r} is not a file name inside the checkpoint directory")
+    return [directory / name for name in names]
+
+
+def read_weights(directory: Path) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
-    for name in files:
-        part = _read_safetensors(directory / name)
-        _check_finite(part, directory / name)
+    for path in weight_files(directory):
+        part = _read_safetensors(path)
+        _check_finite(part, path)
         state.update(part)
     return state
 

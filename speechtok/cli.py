@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
+import signal
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import one_line
+from .fileio import remove_stale_temps
 
 log = logging.getLogger("speechtok")
 
@@ -22,9 +25,16 @@ AUDIO_NOT_CODES = "decoded audio is not written under a codes file name; name th
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "train" and all("=" in x and not x.startswith("-") for x in extra):
+        args.overrides += extra  # `train codec --run-dir X key=value`: overrides after an option
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING - 10 * args.verbose + 10 * args.quiet,
                         format="speechtok: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, OneLineLogs) for f in handler.filters):
+            handler.addFilter(OneLineLogs())
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -33,14 +43,46 @@ def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     from .errors import SpeechtokError
 
+    previous = _terminate_as_interrupt()
     try:
         return args.func(args)
     except SpeechtokError as e:
         log.error("%s", e)
         return 1
+    except Terminated:
+        log.error("terminated (SIGTERM); what was written before is complete, temp files are removed")
+        return 143
     except KeyboardInterrupt:
-        log.error("interrupted")
+        log.error("interrupted; what was written before is complete, temp files are removed")
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class OneLineLogs(logging.Filter):
+    """A log record is one line on stderr: a newline inside it (a file named with one) is written as \\n."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "\n" in message or "\r" in message:
+            record.msg, record.args = message.replace("\r", "\\r").replace("\n", "\\n"), None
+        return True
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as for Ctrl-C (atomic writes drop their temps)."""
+
+
+def _terminate_as_interrupt():
+    """Make SIGTERM unwind like Ctrl-C; returns the previous handler (None off the main thread)."""
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=None, help="flow decoders: ODE steps (default: the model's)")
     d.add_argument("--method", choices=("euler", "midpoint"), default=None,
                    help="flow decoders: ODE solver (default: the model's)")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace existing audio files that speechtok did not write (default: refuse; a decoded "
+                        "file of an earlier run is replaced without it)")
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("info", help="describe a tokenizer or a codes file")
@@ -138,6 +183,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return 2
     single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir() and not names_directory(args.output)
     fmt = args.format or _format_from(args.output, single)
+    suffix = Path(args.output).suffix if args.output and single else ""
+    if args.format and suffix in CODES_SUFFIXES and suffix != f".{args.format}":
+        log.error("%s: --format %s disagrees with the file's suffix (codes are read by their suffix); name it "
+                  "%s or leave --format out", args.output, args.format, Path(args.output).with_suffix("." + fmt))
+        return 2
     if args.dedup:
         fmt = "safetensors"  # units and run lengths: two arrays and their metadata in one file
     jobs = _plan_or_fail(lambda: plan(args.inputs, args.output, "." + fmt))
@@ -145,6 +195,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         log.error("no audio files found in %s", " ".join(args.inputs))
         return 1
     check_targets(jobs, AUDIO_EXTENSIONS, CODES_NOT_AUDIO)
+    remove_stale_temps([job.target for job in jobs])  # a killed run's half-written files
     tok = load(args.model, device=args.device)
     n_q = tok._check_n_q(args.n_q)  # once, not once a file
     if args.dedup:
@@ -179,6 +230,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
         log.error("no codes files found in %s", " ".join(args.inputs))
         return 1
     check_targets(jobs, CODES_SUFFIXES, AUDIO_NOT_CODES)
+    if not args.overwrite and not _spares_recordings(jobs):
+        return 1
+    remove_stale_temps([job.target for job in jobs])
     models: dict[str, object] = {}
     sampling = {k: v for k, v in (("steps", args.steps), ("method", args.method)) if v is not None}
 
@@ -199,11 +253,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .codes import Codes
 
     target = Path(args.target)
-    if target.suffix in CODES_SUFFIXES and not target.exists():
+    spec = re.match(r"[A-Za-z][\w.-]*:", args.target) and not target.exists()  # `dac:/path/weights.pt`
+    if target.suffix in CODES_SUFFIXES and not target.exists() and not spec:
         from .errors import CodesError
 
         raise CodesError(f"{target}: no such file")
-    if target.suffix in CODES_SUFFIXES and target.is_file():
+    if target.suffix in CODES_SUFFIXES and target.is_file() and not spec:
         codes = Codes.load(target)
         info = {**codes.metadata(), "num_frames": int(codes.lengths[0]),
                 "duration_s": round(int(codes.lengths[0]) / codes.frame_rate, 3)}
@@ -243,13 +298,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training import distributed
 
     try:
-        Trainer(recipe, run_dir).fit()
+        trainer = Trainer(recipe, run_dir)
+        trainer.fit()
     except (ValueError, FileNotFoundError) as e:  # a bad recipe value found when the task or the data is built
+        from .manifest import MissingFilesError
+
         log.debug("traceback", exc_info=True)
-        log.error("%s", one_line(e))
+        if isinstance(e, MissingFilesError):  # the hint in the CLI's words, not the Python API's
+            log.error("%s; set data.root=DIR (where the manifest's relative paths start) or fix the manifest",
+                      e.what)
+        else:
+            log.error("%s", one_line(e))
         return 1
     finally:
         distributed.teardown()
+    if trainer.stopped_by is not None:  # it said so, with the step of its checkpoint
+        return 143 if trainer.stopped_by == "SIGTERM" else 130
     if distributed.env_from_environ().is_main:  # under torchrun, one line for the whole job
         log.info("done: %s (export it with: speechtok export %s -o CKPT_DIR)", run_dir, run_dir)
     return 0
@@ -363,6 +427,19 @@ def _output_as_second_positional(args: argparse.Namespace, suffixes: tuple[str, 
         log.error("%s: no such file; to write %s there, name it %s (%s %s OUT, or -o OUT)", second, kind, names,
                   args.command, first)
     return False
+
+
+def _spares_recordings(jobs) -> bool:
+    """Decoding into a folder of recordings would replace them with their resynthesis: any existing target that
+    speechtok did not write is refused, before anything is decoded."""
+    from .audio import written_by_speechtok
+
+    taken = [job.target for job in jobs if job.target.exists() and not written_by_speechtok(job.target)]
+    if taken:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        log.error("%s%s: exists and was not written by speechtok (a recording?); refusing to replace it with "
+                  "decoded audio: choose another -o, or pass --overwrite", taken[0], more)
+    return not taken
 
 
 def _plan_or_fail(make):

@@ -8,7 +8,9 @@ after the other, and `tokenizer["segments"]` = {"length", "stride"} in samples s
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import pickle
 from dataclasses import dataclass, field, replace
@@ -103,13 +105,20 @@ class Codes:
         fmt = fmt or path.suffix.lstrip(".")
         if fmt not in CODES_FORMATS:
             raise CodesError(f"{path}: unknown codes format {fmt!r}; choose one of {', '.join(CODES_FORMATS)}")
+        if path.suffix != f".{fmt}":  # `load` tells the format by the suffix: a .pt holding safetensors is lost
+            raise CodesError(f"{path}: a {fmt} codes file must end in .{fmt} (the suffix says how to read it)")
         arr = self.item(0).codes[0].cpu().numpy().astype(storage_dtype(self.tokenizer.get("codebook_size")))
         meta = self.metadata()
-        with atomic_path(path) as tmp:
+        if fmt != "npy":
+            with atomic_path(path) as tmp:
+                _WRITERS[fmt](tmp, arr, meta)
+            return path
+        # two files, both written in full before either replaces anything (a full disk fails here, clobbering
+        # nothing); the sidecar names its codes, so a kill between the two renames leaves a pair that is refused
+        meta["codes_sha256"] = codes_digest(arr)
+        with atomic_path(sidecar(path)) as side_tmp, atomic_path(path) as tmp:
             _WRITERS[fmt](tmp, arr, meta)
-        if fmt == "npy":
-            with atomic_path(sidecar(path)) as tmp:
-                tmp.write_text(json.dumps(meta, indent=2))
+            side_tmp.write_text(json.dumps(meta, indent=2))
         return path
 
     @classmethod
@@ -126,16 +135,20 @@ class Codes:
             arr, meta = _READERS[fmt](path)
         except CodesError:
             raise
-        except Exception as e:
-            raise CodesError(f"{path}: corrupt codes file ({' '.join(str(e).split())})") from None
+        except Exception as e:  # torch says "[Errno 22] Invalid argument" of a cut .pt: name the likely cause
+            raise CodesError(f"{path}: corrupt or truncated {fmt} codes file, unreadable "
+                             f"({' '.join(str(e).split())[:160]})") from None
         return cls._from_array(path, arr, meta)
 
     @classmethod
     def _from_array(cls, path: Path, arr: np.ndarray, meta: dict) -> Codes:
+        if not isinstance(meta, dict):
+            raise CodesError(f"{path}: corrupt metadata (a JSON object expected, got {type(meta).__name__})")
         if meta.get("format_version") != CODES_FORMAT_VERSION:
             raise CodesError(f"{path}: unsupported codes format_version {meta.get('format_version')!r}")
         if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
             raise CodesError(f"{path}: codes must be an integer array [Q, T], got {arr.dtype} {arr.shape}")
+        _check_metadata(path, meta, arr)
         codes = torch.from_numpy(arr.astype(np.int64))[None]
         ns = meta.get("num_samples")
         scales = meta.get("segment_scales")
@@ -145,6 +158,41 @@ class Codes:
             num_samples=None if ns is None else torch.tensor([int(ns)]), tokenizer=dict(meta.get("tokenizer", {})),
             scales=None if scales is None else torch.tensor([scales], dtype=torch.float32),
         )
+
+
+def codes_digest(arr: np.ndarray) -> str:
+    """sha256 of codes [Q, T] as stored (dtype, shape, bytes): what a `.npy` sidecar names."""
+    h = hashlib.sha256(f"{arr.dtype.str}:{list(arr.shape)};".encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _check_metadata(path: Path, meta: dict, arr: np.ndarray) -> None:
+    """The fields decode relies on, each of its type and range, and the sidecar's claim to these codes."""
+    def positive_int(key: str, required: bool = True) -> None:
+        value = meta.get(key)
+        if value is None and not required:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise CodesError(f"{path}: metadata {key} must be a positive integer, got {value!r}")
+
+    positive_int("sample_rate")
+    positive_int("hop_length")
+    positive_int("num_samples", required=False)
+    offset = meta.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise CodesError(f"{path}: metadata offset must be a non-negative integer, got {offset!r}")
+    if not isinstance(meta.get("tokenizer", {}), dict):
+        raise CodesError(f"{path}: metadata tokenizer must be an object, got {meta.get('tokenizer')!r}")
+    digest = meta.get("codes_sha256")
+    if digest is not None and digest != codes_digest(arr):
+        raise CodesError(f"{path}: its metadata belongs to other codes (codes_sha256 differs): an interrupted "
+                         "write or a copied sidecar; encode the audio again")
+    ns, frames, hop = meta.get("num_samples"), arr.shape[-1], meta["hop_length"]
+    segmented = isinstance(meta.get("tokenizer"), dict) and meta["tokenizer"].get("segments")
+    if ns is not None and not segmented and abs(math.ceil(ns / hop) - frames) > 2:
+        raise CodesError(f"{path}: metadata num_samples {ns} ({ns / meta['sample_rate']:.3f} s) does not fit "
+                         f"{frames} frames of {hop} samples")
 
 
 def segment_bounds(num_samples: int, length: int, stride: int) -> list[tuple[int, int]]:

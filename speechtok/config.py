@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
 import typing
 from typing import Any, TypeVar
 
@@ -43,8 +44,25 @@ def from_dict(cls: type[T], data: dict) -> T:
             value = from_dict(hint, value)
         elif isinstance(value, list):
             value = tuple(value)
+        _check_scalar(cls, key, hint, value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+_SCALARS = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+
+
+def _check_scalar(cls: type, key: str, hint: Any, value: Any) -> None:
+    """A number, flag or name of the wrong type (`"8"` for 8) would pass into the model and fail far away."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return
+    allowed = [t for o in options for t in _SCALARS.get(o, ())]
+    if len(allowed) != sum(len(_SCALARS.get(o, ())) for o in options) or not allowed:
+        return  # not only scalars: a tuple, a dict, a nested config: their own checks
+    if not isinstance(value, tuple(allowed)) or (isinstance(value, bool) and bool not in options):
+        names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+        raise ValueError(f"{cls.__name__}.{key} must be {names}, got {value!r}")
 
 
 def config_hash(cfg: Any) -> str:

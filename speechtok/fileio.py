@@ -37,3 +37,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def remove_stale_temps(targets: list[Path]) -> int:
+    """Delete the temp files `atomic_path` left for these targets (and their `.json` sidecars) when a run was
+    killed mid-write; one directory listing per folder. Returns how many."""
+    names_by_dir: dict[Path, set[str]] = {}
+    for target in targets:
+        names_by_dir.setdefault(Path(target).parent, set()).update({Path(target).name, Path(target).name + ".json"})
+    removed = 0
+    for folder, names in names_by_dir.items():
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            stem = entry.name[1:].rsplit(".", 2)[0] if entry.name.startswith(".") else ""
+            if entry.name.endswith(".tmp") and stem in names and entry.is_file():
+                os.unlink(entry.path)
+                removed += 1
+    return removed

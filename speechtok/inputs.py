@@ -16,8 +16,18 @@ class Job:
 
 
 def scan(directory: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """Files under `directory` (recursively) with one of `extensions`, in sorted order."""
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+    """Files under `directory` (recursively, into symlinked folders too, each real folder once: a link back up
+    the tree is no loop) with one of `extensions`, in sorted order."""
+    found, seen = [], set()
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs.sort()
+        found += [Path(root) / f for f in files if Path(f).suffix.lower() in extensions and (Path(root) / f).is_file()]
+    return sorted(found)
 
 
 def plan(inputs: list[str], output: str | None, suffix: str, extensions: tuple[str, ...] = AUDIO_EXTENSIONS,

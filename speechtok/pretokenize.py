@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import json
 import logging
 import os
@@ -69,6 +70,7 @@ from . import __version__, audio
 from .codes import storage_dtype
 from .errors import SpeechtokError, one_line
 from .fileio import atomic_path, write_text
+from .identity import weights_hash
 from .manifest import MANIFEST_SUFFIXES, Item, MissingFilesError, read_manifest
 from .prefetch import prefetch
 from .runtime import release_free_memory
@@ -173,7 +175,7 @@ def collect_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike], root
         key = os.path.abspath(item.path)
         if key not in seen:
             seen.add(key)
-            unique.append(Item(Path(key), item.speaker, item.duration_s, item.split, item.text))
+            unique.append(Item(Path(key), item.speaker, item.duration_s, item.split, item.text, item.id))
     return unique
 
 
@@ -197,6 +199,18 @@ def item_ids(paths: Sequence[Path]) -> list[str]:
     stems = [r[: -len(Path(r).suffix)] if Path(r).suffix else r for r in rel]
     counts = Counter(stems)
     return [s if counts[s] == 1 else r for s, r in zip(stems, rel)]
+
+
+def manifest_or_path_ids(items: Sequence[Item]) -> list[str]:
+    """A manifest's `id` where it gives one, else the id `item_ids` derives from the path; two items with one id
+    are an error (a dataset row must name one file)."""
+    ids = [it.id or derived for it, derived in zip(items, item_ids([it.path for it in items]))]
+    first: dict[str, Path] = {}
+    for item, i in zip(items, ids):
+        if i in first:
+            raise PretokenizeError(f"id {i!r} names two files ({first[i]} and {item.path}); ids must be unique")
+        first[i] = item.path
+    return ids
 
 
 def inputs_hash(ids: Sequence[str], paths: Sequence[Path]) -> str:
@@ -472,7 +486,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     if not items:
         raise PretokenizeError(f"no audio files in {_describe(inputs)}")
     paths = [it.path for it in items]
-    ids = item_ids(paths)
+    ids = manifest_or_path_ids(items)
     meta = _meta(tok, n_q, dtype, dedup, num_parts, shard_size, len(items), inputs_hash(ids, paths))
     code_dtype = torch.int16 if storage_dtype(tok.codebook_size) is np.int16 else torch.int32
 
@@ -481,6 +495,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     _make_dir(out)
     with _locked(out):
         _claim(out, meta)
+    part_lock = _own_part(out, part, num_parts)  # held until closed below (or collected, on an error before)
     _remove_stale_temps(out, part)
     todo = [s for s in shards if not _shard_done(out, part, s)]
 
@@ -513,6 +528,8 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
             bar.close()
         with _locked(out):
             _rebuild_failures(out)
+        if part_lock is not None:
+            part_lock.close()
     result.num_failed = sum(len(_read_failures(p)) for p in out.glob(f".part-{part:05d}-*.failures.tsv"))
     result.wall_seconds = time.perf_counter() - t0
     return result
@@ -617,7 +634,7 @@ def _shard_done(out: Path, part: int, shard: _Shard) -> bool:
     if (out / shard_name(part, shard.number)).is_file():
         return True
     side = _failures_sidecar(out, part, shard.number)
-    return side.is_file() and len(_read_failures(side)) == len(shard.ids)
+    return side.is_file() and {_unescape(line.split("\t")[0]) for line in _read_failures(side)} == set(shard.ids)
 
 
 def _write_shard(out: Path, part: int, number: int, rows: list[tuple],
@@ -711,22 +728,6 @@ def _meta(tok: Tokenizer, n_q: int, dtype: str, dedup: bool, num_parts: int, sha
     }
 
 
-def weights_hash(tok: Tokenizer) -> str:
-    """16 hex digits of sha256 over the encoder's and quantizer's state as a checkpoint stores it (names, dtypes,
-    shapes, bytes): the config hash names the architecture, this the weights that make the codes (a new decoder
-    for the same codes keeps it)."""
-    h = hashlib.sha256()
-    derived = tok.quantizer.derived_state_suffixes  # recomputed on load: not part of the checkpoint
-    for prefix, module in (("encoder.", tok.encoder), ("quantizer.", tok.quantizer)):
-        for name, t in sorted(module.state_dict().items()):
-            if name.endswith(derived):
-                continue
-            t = t.detach().cpu().contiguous()
-            h.update(f"{prefix}{name}:{t.dtype}:{tuple(t.shape)};".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _claim(out: Path, meta: dict) -> None:
     """Write `.meta.json`, or check that the one there describes this run (same tokenizer and layout)."""
     path = out / META_NAME
@@ -770,11 +771,24 @@ def _remove_stale_temps(out: Path, part: int) -> None:
 
 
 def _failures_text(failures: Sequence[Failure]) -> str:
-    return "".join(f"{f.id}\t{f.path}\t{_tsv_field(f.error)}\n" for f in failures)
+    """One line a failure, whatever its file is called: tabs, newlines and backslashes in the id and the path
+    are written as \\t, \\n, \\r and \\\\ (the error is one line already)."""
+    return "".join(f"{_escape(f.id)}\t{_escape(f.path)}\t{_tsv_field(f.error)}\n" for f in failures)
+
+
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(text: str) -> str:
+    return "".join(_ESCAPES.get(c, c) for c in str(text))
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), text)
 
 
 def _read_failures(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def _rebuild_failures(out: Path) -> None:
@@ -790,6 +804,23 @@ def _make_dir(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file in the way, a read-only place
         raise PretokenizeError(f"{out}: cannot create the output directory ({one_line(e)})") from None
+
+
+def _own_part(out: Path, part: int, num_parts: int):
+    """An open `out/.part-K.lock` holding an exclusive lock while this part runs (closing it lets go): a second
+    run of the same part would delete this one's temp shards as a killed run's. Refused at once, not waited for."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: parts run one at a time there
+        return None
+    f = open(out / f".part-{part:05d}.lock", "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise PretokenizeError(f"{out}: part {part} of {num_parts} is being written by another pretokenize run; "
+                               "wait for it, or give this one another --part") from None
+    return f
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from . import audio
 from .codecs.base import Encoder
 from .codes import Codes
 from .config import config_hash
+from .identity import weights_hash
 from .errors import ArgumentError, AudioError, CodesError
 from .nn import lengths_to_mask
 from .quantizers.base import Quantizer
@@ -89,6 +90,8 @@ class Tokenizer(nn.Module):
             identity["streams"] = {k: list(v) for k, v in self.streams.items()}
         if self.checkpoint:  # an official checkpoint loaded by path: which weights made these codes
             identity["checkpoint"] = {"path": self.checkpoint["path"], "sha256": self.checkpoint["sha256"]}
+        elif (weights := weights_hash(self)) is not None:  # same architecture, other weights: other codes
+            identity["weights_hash"] = weights
         return identity
 
     # -- encode ---------------------------------------------------------------------------------------
@@ -273,6 +276,11 @@ class Tokenizer(nn.Module):
                 f"codes of tokenizer {codes.tokenizer.get('name')!r} (config {theirs}) "
                 f"cannot be decoded by {self.name!r} (config {self.codes_hash})"
             )
+        theirs, ours = codes.tokenizer.get("weights_hash"), None if self.checkpoint else weights_hash(self)
+        if theirs is not None and ours is not None and theirs != ours:
+            raise CodesError(f"codes of {codes.tokenizer.get('name')!r} were made by other weights (weights {theirs}) "
+                             f"than {self.name!r} has now ({ours}): decode them with the checkpoint that made them, "
+                             "or encode the audio again")
         if codes.sample_rate != self.sample_rate or codes.hop_length != self.hop_length:
             raise CodesError(
                 f"codes at {codes.sample_rate} Hz / hop {codes.hop_length} do not fit {self.name!r} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 
@@ -16,11 +17,83 @@ from speechtok.families import CodecConfig
 from speechtok.quantizers.rvq import RVQConfig
 from speechtok.vocoders.gan import VocosConfig
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEST_DATA_ENV = "SPEECHTOK_TEST_DATA"  # "none": run as a newcomer's clone with no ../shared; a path: that data
+
+
+def _test_data() -> Path:
+    choice = os.environ.get(TEST_DATA_ENV, "")
+    if choice.lower() == "none":
+        return Path(__file__).resolve().parent / "no-shared-data"  # never created: every data check sees none
+    return Path(choice).expanduser() if choice else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+DATA = _test_data()
+NEEDS_DATA = "needs ../shared/data (real speech with transcripts and alignments; SPEECHTOK_TEST_DATA)"
 LS_CLIP = DATA / "librispeech_samples/audio/test-other/1688/1688-142285-0001.flac"
 
 
 TINY_CODEC = Path(__file__).resolve().parent / "assets" / "tiny-codec"
+
+
+def pytest_configure(config) -> None:
+    if not DATA.is_dir():  # the library would still find ../shared/data beside the source checkout: hide it too
+        os.environ.setdefault("SPEECHTOK_DATA", str(DATA))
+
+
+# -- which tests take another input without ../shared/data ------------------------------------------------------
+# CI runs the suite once as is and once more as a newcomer's clone (SPEECHTOK_TEST_DATA=none), the second time
+# only the tests whose input changes: those that called `speech()` (or read evaluation clips), directly or
+# through a fixture. The first pass writes their ids to $SPEECHTOK_DATA_DEPENDENT_TESTS.
+DATA_DEPENDENT_ENV = "SPEECHTOK_DATA_DEPENDENT_TESTS"
+_running: dict[str, list[str]] = {"item": [], "fixtures": []}
+_dependent_items: set[str] = set()
+_dependent_fixtures: set[str] = set()
+
+
+def reads_test_data() -> None:
+    """Mark the running test (or the fixture being set up) as one whose input depends on ../shared/data."""
+    if _running["fixtures"]:
+        _dependent_fixtures.add(_running["fixtures"][-1])
+    elif _running["item"]:
+        _dependent_items.add(_running["item"][-1])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    _running["fixtures"].append(fixturedef.argname)
+    try:
+        yield
+    finally:
+        _running["fixtures"].pop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    _running["item"].append(item.nodeid)
+    try:
+        yield
+    finally:
+        _running["item"].pop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Skips counted by reason, in one place (`-rs` lists each one)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[-1]).removeprefix("Skipped: ") if isinstance(report.longrepr, tuple) else ""
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.write_sep("-", f"{sum(reasons.values())} skipped, by reason")
+        for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{n:4d}  {reason}")
+
+
+def pytest_sessionfinish(session) -> None:
+    path = os.environ.get(DATA_DEPENDENT_ENV)
+    if not path or not hasattr(session, "items"):
+        return
+    ids = _dependent_items | {it.nodeid for it in session.items if _dependent_fixtures & set(it.fixturenames)}
+    Path(path).write_text("".join(f"{i}\n" for i in sorted(ids)))
 
 
 def tiny_config(**rvq) -> CodecConfig:
@@ -36,6 +109,7 @@ def tiny_config(**rvq) -> CodecConfig:
 
 def speech(seconds: float = 2.0, sample_rate: int = 16000) -> torch.Tensor:
     """Real speech [T] from LS-test when ../shared/data is there, else a deterministic synthetic voice-like signal."""
+    reads_test_data()
     if LS_CLIP.is_file():
         wav = audio.load(LS_CLIP, sample_rate)[0, 0]
         return wav[: int(seconds * sample_rate)]

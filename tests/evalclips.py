@@ -7,11 +7,12 @@ from pathlib import Path
 
 import soundfile as sf
 
-from .conftest import DATA, speech
+from .conftest import DATA, reads_test_data, speech
 
 
 def write_clips(root: Path, seconds: float = 2.0) -> Path:
     """clip0..2.wav (from 1 s into three LS-test utterances of different speakers) + manifest.tsv -> its path."""
+    reads_test_data()
     root.mkdir(parents=True, exist_ok=True)
     rows = ["path\tspeaker\tduration_s"]
     if (DATA / "librispeech_samples").is_dir():

@@ -16,9 +16,9 @@ from speechtok.eval.abx import (AbxItem, abx, dtw, frame_distances, items_from_a
                                 read_item_file, write_item_file)
 from speechtok.eval.features import FrameFeatures, codes_to_features, mfcc_features
 
-from .conftest import DATA, speech
+from .conftest import DATA, NEEDS_DATA, speech
 
-needs_data = pytest.mark.skipif(not (DATA / "librispeech_samples").is_dir(), reason="../shared/data is not there")
+needs_data = pytest.mark.skipif(not (DATA / "librispeech_samples").is_dir(), reason=NEEDS_DATA)
 
 PHONES = ["AA", "B", "D", "IY", "K", "S"]
 

@@ -13,7 +13,7 @@ from speechtok import audio
 from speechtok.eval import pesq, stoi
 from speechtok.registry import DEFAULT_TOKENIZER, bundled
 
-from .conftest import DATA
+from .conftest import DATA, NEEDS_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 LS_TEST_CLIP = DATA / "librispeech_samples/audio/test-other/1688/1688-142285-0000.flac"
@@ -36,7 +36,7 @@ def test_default_is_bundled_with_a_model_card():
     assert tok.bitrate == 4000.0
 
 
-@pytest.mark.skipif(not LS_TEST_CLIP.is_file(), reason="../shared/data is not there")
+@pytest.mark.skipif(not LS_TEST_CLIP.is_file(), reason=NEEDS_DATA)
 def test_default_reconstructs_ls_test():
     tok = speechtok.load(DEFAULT_TOKENIZER)
     ref = audio.load(LS_TEST_CLIP, 16000)[..., : 16000 * 6]
@@ -71,7 +71,7 @@ def test_bundled_checkpoints_stay_small():
         assert all(needed in card for needed in ("training data", "licence", "recipe", "ls-test", "so-test")), name
 
 
-@pytest.mark.skipif(not LS_TEST_CLIP.is_file(), reason="../shared/data is not there")
+@pytest.mark.skipif(not LS_TEST_CLIP.is_file(), reason=NEEDS_DATA)
 def test_bundled_hybrid_streams_and_reconstruction():
     path = bundled()[HYBRID]
     assert _size(path) <= 10 * 10**6

@@ -14,7 +14,7 @@ from speechtok.cli import main
 from speechtok.eval.prepare import DEFINITION_COLUMNS, PrepareError, definition, prepare, samples_sha256
 from speechtok.eval.sets import alignments_path, eval_set
 
-from .conftest import DATA
+from .conftest import DATA, NEEDS_DATA
 
 UTTS = [("1688", "142285", "0000", 16000), ("1688", "142285", "0001", 16000), ("2609", "156975", "0003", 8000)]
 
@@ -119,7 +119,7 @@ def test_shipped_definitions():
         assert len({r["id"] for r in rows}) == utts and all(len(r["sha256"]) == 64 for r in rows)
 
 
-@pytest.mark.skipif(not (DATA / "librispeech_samples").is_dir(), reason="../shared/data is not there")
+@pytest.mark.skipif(not (DATA / "librispeech_samples").is_dir(), reason=NEEDS_DATA)
 def test_prepare_the_real_ls_test(tmp_path):
     """The shipped checksums match the real files (here the shared copy, byte for byte LibriSpeech's)."""
     root = tmp_path / "root"

@@ -4,7 +4,6 @@ called directly on the same arrays, and score identity, noise, 8 kHz and mismatc
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,14 +18,14 @@ from speechtok.eval import pesq, stoi  # noqa: E402
 from speechtok.eval.pesq import pesq_protocol  # noqa: E402
 from speechtok.eval.stoi import stoi_protocol  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # CI has ../shared beside the clone
+from .conftest import DATA, NEEDS_DATA  # noqa: E402
 
 
 def _test_clip(corpus: str, min_seconds: float) -> tuple[np.ndarray, int]:
     """The first `test`-split utterance of `corpus` at least `min_seconds` long -> (float32 [T], rate)."""
     manifest = DATA / corpus / "manifest.tsv"
     if not manifest.is_file():
-        pytest.skip(f"{manifest} not found (shared data lives in ../shared beside the clone)")
+        pytest.skip(NEEDS_DATA)
     with manifest.open(newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
             if row["split"] == "test" and float(row["duration_s"]) >= min_seconds:

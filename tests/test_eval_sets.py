@@ -2,9 +2,9 @@ import pytest
 
 from speechtok.eval.sets import EVAL_SETS, eval_set
 
-from .conftest import DATA
+from .conftest import DATA, NEEDS_DATA
 
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not there")
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=NEEDS_DATA)
 
 
 @needs_data

@@ -13,7 +13,7 @@ import soundfile as sf
 from speechtok.eval.metrics import default_metrics, resolve_metrics, score_utterance
 from speechtok.eval.text import char_error_rate, edit_distance, normalize_english, number_words, word_error_rate
 
-from .conftest import DATA
+from .conftest import DATA, NEEDS_DATA
 
 
 def _have(*modules: str) -> bool:
@@ -31,7 +31,7 @@ needs_dnsmos = pytest.mark.skipif(not _have("speechmos", "onnxruntime"),
 
 def _so_test(i: int):
     if not (DATA / "speechocean762").is_dir():
-        pytest.skip(f"{DATA} has no speechocean762: no real speech with a reference transcript")
+        pytest.skip(NEEDS_DATA)
     from speechtok.eval.sets import eval_set
 
     utt = eval_set("SO-test", DATA)[i]
@@ -41,7 +41,7 @@ def _so_test(i: int):
 
 def _ls_test(i: int):
     if not (DATA / "librispeech_samples").is_dir():
-        pytest.skip(f"{DATA} has no librispeech_samples")
+        pytest.skip(NEEDS_DATA)
     from speechtok.eval.sets import eval_set
 
     utt = eval_set("LS-test", DATA)[i]
@@ -108,7 +108,7 @@ def test_score_utterance_passes_the_reference_text(tiny_asr):
 
 def test_sets_carry_reference_text_only_where_it_is_one():
     if not (DATA / "speechocean762").is_dir() or not (DATA / "librispeech_samples").is_dir():
-        pytest.skip(f"{DATA} lacks the SO / LS sets")
+        pytest.skip(NEEDS_DATA)
     from speechtok.eval.sets import eval_set
 
     assert all(u.text for u in eval_set("SO-test", DATA))

@@ -18,7 +18,8 @@ from speechtok.training import data
 from speechtok.training.data import (CropDataset, DataConfig, Item, PackedCropDataset, batches, collect_items,
                                      epoch_order, make_dataset, make_loader, pack_crops, read_manifest)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from .conftest import DATA, NEEDS_DATA
+
 SR = 16000
 
 
@@ -108,7 +109,7 @@ def test_split_filter_needs_split_labels(tmp_path):
         read_manifest(tmp_path / "m.tsv", splits=("train",))
 
 
-@pytest.mark.skipif(not (DATA / "fsdd" / "manifest.tsv").is_file(), reason="../shared/data not present")
+@pytest.mark.skipif(not (DATA / "fsdd" / "manifest.tsv").is_file(), reason=NEEDS_DATA)
 def test_shared_manifest_resolves_to_its_parent_and_filters():
     cfg = DataConfig(sources=(str(DATA / "fsdd" / "manifest.tsv"),), splits=("dev",), segment_seconds=0.5)
     everything = read_manifest(DATA / "fsdd" / "manifest.tsv", splits=("dev",))

@@ -14,6 +14,8 @@ real disagreement: a code that is not the nearest for its latent. A fault that m
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -84,3 +86,59 @@ def _project(tok, z: Tensor) -> Tensor:
 
 def _rms_norm(z: Tensor) -> float:
     return float(z.double().norm(dim=0).pow(2).mean().sqrt())
+
+
+# -- FSQ: a code flips where a value it rounds sits on a rounding boundary -----------------------------------
+
+
+@contextlib.contextmanager
+def fsq_rounded_values():
+    """While inside, every value FSQ rounds is recorded (one [B, T, 1, d] tensor per layer, in float64), as a
+    value whose nearest integer is its grid point: FSQ's round as it is, the symmetry-preserving floor less 0.5."""
+    from vector_quantize_pytorch import finite_scalar_quantization as fsq
+
+    seen: list[Tensor] = []
+    real = {"round_ste": fsq.round_ste, "floor_ste": fsq.floor_ste}
+
+    def recorder(name: str, shift: float):
+        def recording(z: Tensor) -> Tensor:
+            seen.append(z.detach().double() - shift)
+            return real[name](z)
+        return recording
+
+    fsq.round_ste, fsq.floor_ste = recorder("round_ste", 0.0), recorder("floor_ste", 0.5)
+    try:
+        yield seen
+    finally:
+        fsq.round_ste, fsq.floor_ste = real["round_ste"], real["floor_ste"]
+
+
+@torch.inference_mode()
+def fsq_encode_with_rounded_values(tok, z: Tensor) -> tuple[Tensor, Tensor]:
+    """Latents [B, D, T] -> (codes [B, Q, T], the values each layer rounded [B, Q, T, d])."""
+    with fsq_rounded_values() as seen:
+        codes = tok.quantizer.encode(z)
+    return codes, torch.stack([s[:, :, 0] for s in seen], dim=1)
+
+
+def fsq_real_disagreements(a: Tensor, rounded_a: Tensor, b: Tensor, rounded_b: Tensor) -> tuple[int, float]:
+    """(frames where FSQ codes `a` and `b` [Q, T] of one item differ for a reason other than a near-tie, the
+    largest distance to the boundary of a flip, in grid steps).
+
+    `rounded_a` / `rounded_b` [Q, T, d] are the values each path rounded. At a flip's first differing layer the
+    two paths' values must round to neighbouring grid points, with the boundary between them: the measured
+    difference of the two paths' values is then the margin (a code that moved for another reason, or by more than
+    one grid step, is a real disagreement).
+    """
+    real, farthest = 0, 0.0
+    for t in (a != b).any(dim=0).nonzero().flatten().tolist():
+        q = int((a[:, t] != b[:, t]).nonzero()[0])
+        va, vb = rounded_a[q, t], rounded_b[q, t]
+        flipped = va.round() != vb.round()
+        steps = (va.round() - vb.round())[flipped].abs()
+        if not flipped.any() or (steps != 1).any():
+            real += 1
+            continue
+        boundary = (va.round() + vb.round())[flipped] / 2
+        farthest = max(farthest, float((va[flipped] - boundary).abs().max()))
+    return real, farthest

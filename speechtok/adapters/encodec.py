@@ -18,6 +18,7 @@ per file.
 from __future__ import annotations
 
 import math
+import pickle
 import sys
 from pathlib import Path
 
@@ -88,7 +89,15 @@ def _load_transformers(path: Path, options: dict, spec: str, device) -> PeerToke
     if config.get("model_type") != "encodec":
         raise CheckpointError(f"{path / 'config.json'}: model_type {config.get('model_type')!r}, not 'encodec'")
     transformers = require("transformers", "mimi", spec)
-    model = transformers.EncodecModel.from_pretrained(path, local_files_only=True)
+    try:
+        model = transformers.EncodecModel.from_pretrained(path, local_files_only=True)
+    except Exception as e:  # transformers' own advice for a pickle is weights_only=False: never ours to give
+        if "weights_only" not in str(e) and not isinstance(e, pickle.UnpicklingError):
+            raise
+        raise CheckpointError(f"{path}: its pytorch_model.bin holds pickled objects that only a full unpickle, "
+                              "which can run code inside the file, would read; convert it once with speechtok "
+                              "convert torch-pickle (--unpickle, if you trust it) or use the model.safetensors "
+                              "release") from None
     mc = model.config
     hop = int(math.prod(mc.upsampling_ratios))
     q = select_q(options, spec, model.quantizer.num_quantizers)

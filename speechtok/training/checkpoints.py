@@ -6,6 +6,8 @@ Python's `random` (vector-quantize-pytorch's quantizer dropout draws from it), s
 
 from __future__ import annotations
 
+import logging
+import pickle
 import random
 import re
 from pathlib import Path
@@ -13,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import CheckpointError
 from ..fileio import atomic_path
+
+log = logging.getLogger(__name__)
 
 PATTERN = re.compile(r"step-(\d+)\.pt$")
 
@@ -69,4 +74,34 @@ def latest(run_dir: Path) -> Path | None:
 
 
 def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A training checkpoint, read without running code; CheckpointError (one line) if it cannot be."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: refused: it holds pickled objects that only a full unpickle, which can run "
+                              "code inside the file, would read (speechtok writes none)") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable training checkpoint ({' '.join(str(e).split())[:160]})") from None
+    if not isinstance(state, dict) or "step" not in state or "modules" not in state:
+        raise CheckpointError(f"{path}: not a speechtok training checkpoint (no step and modules)")
+    return state
+
+
+def latest_readable(run_dir: Path) -> tuple[Path, dict] | None:
+    """(path, state) of the newest checkpoint that loads, newest first; unreadable ones are logged and passed."""
+    found = list_checkpoints(run_dir)
+    for path in reversed(found):
+        try:
+            return path, load(path)
+        except CheckpointError as e:
+            log.warning("skipping %s", e)
+    if found:
+        raise CheckpointError(f"{run_dir / 'checkpoints'}: none of the {len(found)} checkpoints is readable")
+    return None
+
+
+def remove_stale_temps(run_dir: Path) -> None:
+    """Temp files of checkpoint writes cut by a kill (a run directory has one writer: this job)."""
+    folder = run_dir / "checkpoints"
+    for stale in folder.glob(".step-*.pt.*.tmp") if folder.is_dir() else []:
+        stale.unlink(missing_ok=True)

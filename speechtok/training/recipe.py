@@ -143,3 +143,27 @@ def parse_override_value(text: str) -> Any:
     if isinstance(value, str) and _FLOAT_WITHOUT_DOT.match(value):
         return float(value)
     return value
+
+
+# What a resumed run may change: how long and how it runs, what it logs and validates; not what it trains on or
+# how (the model, the task, the data stream, the optimizers, the batch)
+RESUMABLE = ("train.steps", "train.max_minutes", "train.log_every", "train.checkpoint_every",
+             "train.keep_checkpoints", "train.device", "train.threads", "train.tensorboard", "train.check_sync_every",
+             "train.init_from", "data.num_workers", "data.cache", "validation.")
+
+
+def changes_for_resume(started: dict, now: dict) -> list[str]:
+    """Dotted keys whose values differ between the recipe a run started with and the one resuming it, less those
+    a resume may change (RESUMABLE)."""
+    a, b = _flatten(started), _flatten(now)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return [k for k in changed if not k.startswith(RESUMABLE)]
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): list(tree) if isinstance(tree, tuple) else tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}{key}."))
+    return out

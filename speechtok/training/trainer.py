@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import signal
+import threading
 import math
 import sys
 import time
@@ -36,7 +38,7 @@ from . import checkpoints, distributed
 from .data import batches
 from .ema import EMA
 from .precision import Precision
-from .recipe import OptimConfig, Recipe, recipe_from_dict
+from .recipe import OptimConfig, Recipe, changes_for_resume, recipe_from_dict
 from .schedule import lr_factor
 from .tasks import TASKS, Task
 from .validation import dev_subset, save_samples
@@ -79,6 +81,9 @@ class Trainer:
         self.ema = (EMA(modules[self.task.export_group], self.cfg.ema_decay, self.cfg.ema_start)
                     if self.cfg.ema_decay > 0 else None)
         self.step = 0
+        self.stopped_by: str | None = None  # the signal that stopped fit, if one did
+        self.seconds_before = 0.0  # wall seconds of this run in earlier jobs (log.csv's seconds go on from them)
+        self.job_start = time.time()
 
     def _optim_cfg(self, group: str) -> OptimConfig:
         return self.recipe.optim.get(group, OptimConfig())
@@ -107,6 +112,8 @@ class Trainer:
         main = self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._check_resume_recipe()
+            checkpoints.remove_stale_temps(self.run_dir)
             write_text(self.run_dir / "recipe.yaml", yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
         if not self.resume() and self.cfg.init_from:
             self.task.init_from(Path(self.cfg.init_from))
@@ -120,13 +127,42 @@ class Trainer:
         stream = batches(self.recipe.data, self.cfg.batch_size, self.cfg.seed, start_step=self.step,
                          rank=self.dist.rank, world_size=self.dist.world_size)
         validator = self._validator() if main else None
-        sums: dict[str, float] = defaultdict(float)
-        codebook = CodebookHealth()  # the quantizer's per-step stats since the last validation
-        count, start, validating = 0, time.time(), 0.0  # validating: seconds spent validating, not training
+        start = self.job_start = time.time()
         bar = _progress(self.cfg.steps, self.step, disable=not main)
         writer = _tensorboard(self.run_dir) if self.cfg.tensorboard and main else None
         last = min(self.cfg.steps, until if until is not None else self.cfg.steps)
         deadline = start + 60 * self.cfg.max_minutes if self.cfg.max_minutes > 0 else math.inf
+        with self._stop_on_signals():
+            self._loop(stream, last, deadline, start, bar, writer, validator, main)
+        bar.close()
+        if self.stopped_by is not None:
+            log.warning("%s: stopped by %s at step %d, checkpoint written; run the same command to resume",
+                        self.run_dir, self.stopped_by, self.step)
+        return self.run_dir
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """Ctrl-C or SIGTERM (a scheduler's end of job) finish the step, checkpoint and stop. One process only:
+        ranks under torchrun would stop at different steps."""
+        self.stopped_by = None
+        if self.dist.enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum, frame):
+            self.stopped_by = signal.Signals(signum).name
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _loop(self, stream, last: int, deadline: float, start: float, bar, writer, validator, main: bool) -> None:
+        sums: dict[str, float] = defaultdict(float)
+        codebook = CodebookHealth()  # the quantizer's per-step stats since the last validation
+        count, validating = 0, 0.0  # validating: seconds spent validating, not training
         while self.step < last:
             batch = next(stream).to(self.device, non_blocking=True)
             lrs = self._set_lr()
@@ -137,7 +173,7 @@ class Trainer:
             count += 1
             self.step += 1
             bar.update(1)
-            if self._out_of_time(deadline):  # a time-boxed job: log, checkpoint and stop here
+            if self._out_of_time(deadline) or self.stopped_by:  # time-boxed or signalled: log, checkpoint, stop
                 last = self.step
             if self.step % self.cfg.log_every == 0 or self.step == last:
                 means = {k: v / count for k, v in sums.items()}
@@ -156,8 +192,21 @@ class Trainer:
                 validating += time.time() - began
             if self.step % self.cfg.checkpoint_every == 0 or self.step == last:
                 self.save()
-        bar.close()
-        return self.run_dir
+
+    def _check_resume_recipe(self) -> None:
+        """A run resumes with the recipe it started with (up to RESUMABLE keys); checked before recipe.yaml is
+        rewritten, so a refused resume leaves the run as it was."""
+        path = self.run_dir / "recipe.yaml"
+        if not path.is_file() or checkpoints.latest(self.run_dir) is None:
+            return
+        started = yaml.safe_load(path.read_text())
+        now = yaml.safe_load(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
+        changed = changes_for_resume(started if isinstance(started, dict) else {}, now)
+        if changed:
+            shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+            raise ValueError(f"{self.run_dir}: cannot resume with another {shown} than the run started with "
+                             "(see its recipe.yaml); start a new --run-dir, or one with train.init_from= an export "
+                             "of this run")
 
     def _out_of_time(self, deadline: float) -> bool:
         """Past the deadline. Under torchrun, rank 0's clock decides at logging steps, so every rank stops at the
@@ -258,7 +307,12 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "scaler": self.precision.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
+            "seconds": self.seconds(),
         }
+
+    def seconds(self) -> float:
+        """Wall seconds of this run so far, over all its jobs."""
+        return self.seconds_before + time.time() - self.job_start
 
     def save(self) -> Path | None:
         """Rank 0 writes the checkpoint (every rank holds the same weights); the others wait for it."""
@@ -271,10 +325,16 @@ class Trainer:
         return path
 
     def resume(self, path: Path | None = None) -> bool:
-        path = path or checkpoints.latest(self.run_dir)
+        """Load `path`, or the run's latest readable checkpoint (an unreadable one, cut by a kill or a full disk,
+        is skipped with a warning). Rows of log.csv and validation.csv past its step are dropped: the resumed
+        job logs those steps again."""
         if path is None:
-            return False
-        state = checkpoints.load(path)
+            found = checkpoints.latest_readable(self.run_dir)
+            if found is None:
+                return False
+            path, state = found
+        else:
+            state = checkpoints.load(path)
         for name, module in self.task.modules().items():
             module.load_state_dict(state["modules"][name])
         for name, opt in self.optimizers.items():
@@ -286,11 +346,16 @@ class Trainer:
             self.ema = EMA(self.task.modules()[self.task.export_group], self.cfg.ema_decay, self.cfg.ema_start)
         checkpoints.set_rng_state(state["rng"])
         self.step = int(state["step"])
+        self.seconds_before = float(state.get("seconds", 0.0))
+        if self.dist.is_main:
+            for name in ("log.csv", "validation.csv"):
+                drop_rows_after(self.run_dir / name, self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
     def _log_row(self, values: dict[str, float], elapsed: float, writer) -> None:
-        append_csv(self.run_dir / "log.csv", {"step": self.step, "seconds": round(elapsed, 2), **values})
+        seconds = self.seconds_before + elapsed
+        append_csv(self.run_dir / "log.csv", {"step": self.step, "seconds": round(seconds, 2), **values})
         if writer is not None:
             for key, value in values.items():
                 writer.add_scalar(key, value, self.step)
@@ -317,6 +382,18 @@ class CodebookHealth:
         self.sums.clear()
         self.steps = 0
         return out
+
+
+def drop_rows_after(path: Path, step: int) -> None:
+    """Keep the rows of a step-indexed CSV up to `step` (a resumed job writes the later ones again)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames or [], list(reader)
+    kept = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= step]
+    if len(kept) != len(rows):
+        _write_csv(path, fields, kept)
 
 
 def append_csv(path: Path, row: dict) -> None:
