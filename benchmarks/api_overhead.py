@@ -42,7 +42,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    tok = speechtok.load(args.model)  # also tunes malloc, as users get it
+    speechtok.tune_malloc()  # as the CLI does, and as the README tells batch users to
+    tok = speechtok.load(args.model)
     x = 0.1 * torch.randn(args.batch, 1, int(args.seconds * tok.sample_rate))
     codes = tok.encode(x, tok.sample_rate)
 

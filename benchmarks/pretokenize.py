@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
 def _tokenizer(device: str) -> tuple[Tokenizer, str]:
     if DEFAULT_TOKENIZER in bundled():
         return load(DEFAULT_TOKENIZER, device=device), DEFAULT_TOKENIZER
-    from speechtok.families import CodecConfig, build_codec
+    from speechtok.models import CodecConfig, build_codec
 
     with tempfile.TemporaryDirectory() as ckpt:
         build_codec(CodecConfig()).save(ckpt)

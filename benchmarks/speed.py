@@ -23,8 +23,8 @@ to import speechtok's dependencies; `--no-deps` leaves its torch alone. This scr
     .venv/bin/python benchmarks/speed.py --peers none
 
 Allocator: by default (`--malloc system`) glibc malloc is left as it is. `--malloc speechtok` applies what
-`speechtok.load` and the CLI apply at start-up (`speechtok.runtime.tune_malloc`: mallopt, process-wide, so the
-peers in the same process get it too). `--malloc tuned` restarts the process with peer_speed's GLIBC_TUNABLES
+the CLI applies at start-up and Python programs opt into (`speechtok.tune_malloc()`: mallopt, process-wide, so
+the peers in the same process get it too). `--malloc tuned` restarts the process with peer_speed's GLIBC_TUNABLES
 (freed memory stays in the heap), as the peers' stored figures in ../shared/peers/README.md were taken.
 """
 
@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from speechtok.families import CodecConfig, build_codec  # noqa: E402
+from speechtok.models import CodecConfig, build_codec  # noqa: E402
 from speechtok.tokenizer import Tokenizer  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="audio per item")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     ap.add_argument("--malloc", choices=("system", "speechtok", "tuned"), default="system",
-                    help="system: glibc malloc untouched; speechtok: mallopt as speechtok.load and the CLI do; "
+                    help="system: glibc malloc untouched; speechtok: mallopt as the CLI does; "
                          "tuned: restart with peer_speed's GLIBC_TUNABLES")
     ap.add_argument("--cli", default="", help="the speechtok console script to time (empty: the one beside this "
                                               "python, on PATH, or in the repository's .venv)")

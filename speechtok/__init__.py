@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load": "registry", "available": "registry", "Tokenizer": "tokenizer", "Codes": "codes",
     "SpeechtokError": "errors", "AudioError": "errors", "CheckpointError": "errors", "CodesError": "errors",
-    "UnknownTokenizerError": "errors", "pretokenize": "pretokenize",
+    "UnknownTokenizerError": "errors", "pretokenize": "pretokenize", "tune_malloc": "runtime",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,4 +1,5 @@
-"""Checkpoint directories: `config.json` + `model.safetensors` (or Hugging Face-style shards with an index).
+"""Checkpoint directories: `config.json` + `model.safetensors` (or Hugging Face-style shards with an index):
+writing them, and reading and checking their files. Building a tokenizer from one is `models.loading`'s job.
 
 No pickles: weights are safetensors only. Every failure is a CheckpointError naming the file and the problem.
 """
@@ -6,23 +7,23 @@ No pickles: weights are safetensors only. Every failure is a CheckpointError nam
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
-import pickle
-import typing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from . import __version__
-from .config import config_hash, from_dict, to_dict
+from .config import to_dict
 from .errors import CheckpointError
-from .fileio import atomic_path, write_text
+from .fileio import atomic_path, read_json, read_state, write_text  # noqa: F401  (read_*: re-exported)
 from .nn import fold_weight_norm
-from .tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # a checkpoint is written from a Tokenizer; loading one is models.loading's
+    from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -84,118 +85,7 @@ def read_config(directory: Path) -> dict:
     return meta
 
 
-def read_state(path: Path) -> dict:
-    """A torch checkpoint file -> its (possibly nested) dict, without running pickled code: `weights_only=True`
-    for .pt / .pth / .th / .bin, or the `.safetensors` that `speechtok convert torch-pickle` writes."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    if path.suffix == ".safetensors":
-        from .convert.torch_pickle import read_converted
-
-        return read_converted(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "weights_only refused it")
-        raise CheckpointError(
-            f"{path}: loading it needs a full unpickle, which can run code inside the file ({why}); if you trust "
-            f"it, convert it once: speechtok convert torch-pickle {path} -o {path.with_suffix('.safetensors')} "
-            "--unpickle, then load the .safetensors file") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({' '.join(str(e).split())[:200]})") from None
-
-
-def read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return obj
-
-
-def build_from_config(meta: dict, path: Path, norm: bool = False, inference: bool = False) -> Tokenizer:
-    family, cfg = parse_config(meta, path)
-    return family.build(cfg, norm=norm, name=meta.get("name"), inference=inference)
-
-
-def parse_config(meta: dict, path: Path):
-    """(family, its config object) of a checkpoint's config.json, each part checked; builds no module."""
-    from .families import FAMILIES
-
-    family = FAMILIES.get(meta.get("family"))
-    if family is None:
-        raise CheckpointError(f"{path}: unknown family {meta.get('family')!r}; known: {', '.join(sorted(FAMILIES))}")
-    if not isinstance(meta.get("config"), dict):
-        raise CheckpointError(f"{path}: no 'config' object (the architecture) in it")
-    missing = [name for name in _sections(family.config_cls) if name not in meta["config"]]
-    if missing:  # a checkpoint's config is whole: defaults in place of a lost section would be another model
-        raise CheckpointError(f"{path}: config has no {', '.join(repr(m) for m in missing)} section")
-    try:
-        cfg = from_dict(family.config_cls, meta["config"])
-    except KeyError as e:
-        raise CheckpointError(f"{path}: invalid config (missing key {e})") from None
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: invalid config ({e})") from None
-    return family, cfg
-
-
-def _sections(cls: type) -> list[str]:
-    """The fields of a config class that are configs themselves (encoder, quantizer, decoder, ...)."""
-    hints = typing.get_type_hints(cls)
-
-    def is_config(hint) -> bool:
-        return dataclasses.is_dataclass(hint) or any(dataclasses.is_dataclass(a) for a in typing.get_args(hint))
-
-    return [f.name for f in dataclasses.fields(cls) if is_config(hints[f.name])]
-
-
-def load_checkpoint(directory: str | os.PathLike, device: str | torch.device | None = None) -> Tokenizer:
-    directory = Path(directory)
-    meta = read_config(directory)
-    headers = _headers(weight_files(directory))
-    _, cfg = parse_config(meta, directory / CONFIG_NAME)
-    _check_config_hash(meta, config_hash(cfg), directory / CONFIG_NAME)
-    if meta.get("config_hash") is None:  # a hand-written config: its sizes are checked before anything is allocated
-        _check_layout_on_meta_device(meta, headers, directory)
-    tok = build_from_config(meta, directory / CONFIG_NAME, inference=True)  # lean modules: nothing trains a load
-    _check_layout(tok, headers, directory)
-    expected = tok.state_dict()
-    state = {k: v.to(expected[k].dtype) if k in expected and v.is_floating_point() else v
-             for k, v in read_weights(directory).items()}
-    try:
-        tok.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{directory}: weights do not match {CONFIG_NAME} ({_first_line(e)})") from None
-    tok.source = str(directory.resolve())
-    return tok.to(device or "cpu").eval()
-
-
-def _check_config_hash(meta: dict, computed: str, path: Path) -> None:
-    """An edited config.json (its sample rate, a dim) would run the weights as another model: the stored hash
-    says which config they were trained with."""
-    stored = meta.get("config_hash")
-    if stored is not None and stored != computed:
-        raise CheckpointError(f"{path}: the config was edited: it hashes to {computed}, but the weights were "
-                              f"saved with config {stored}; restore the original config.json")
-
-
-def _check_layout_on_meta_device(meta: dict, headers: dict, directory: Path) -> None:
-    """`_check_layout` on modules built on the meta device (no memory: a codebook of 2^40 is refused, not
-    allocated). Slower to build (torch imports its compiler for some ops there), so only for configs that carry
-    no hash of their own."""
-    try:
-        with torch.device("meta"):
-            skeleton = build_from_config(meta, directory / CONFIG_NAME, inference=True)
-    except (RuntimeError, NotImplementedError):  # a module that reads values while it builds (FSQ's levels)
-        return
-    _check_layout(skeleton, headers, directory)
-
-
-def _check_layout(skeleton: Tokenizer, headers: dict[str, tuple[str, list[int]]], directory: Path) -> None:
+def check_layout(skeleton: Tokenizer, headers: dict[str, tuple[str, list[int]]], directory: Path) -> None:
     """Every tensor the config needs is in the weights, with its shape and kind (float or integer)."""
     expected = {k: v for k, v in skeleton.state_dict().items()}
     derived = skeleton.quantizer.derived_state_suffixes
@@ -215,7 +105,7 @@ def _check_layout(skeleton: Tokenizer, headers: dict[str, tuple[str, list[int]]]
                                   f"{str(want.dtype).removeprefix('torch.')}")
 
 
-def _headers(files: list[Path]) -> dict[str, tuple[str, list[int]]]:
+def tensor_headers(files: list[Path]) -> dict[str, tuple[str, list[int]]]:
     """{key: (safetensors dtype, shape)} from the files' headers, without reading a tensor."""
     out = {}
     for path in files:

@@ -1,13 +1,18 @@
-"""Atomic writes: everything is written to a hidden temp name beside the target, then renamed."""
+"""Atomic writes (everything is written to a hidden temp name beside the target, then renamed) and safe reads of
+the JSON and torch files that checkpoints and official releases hold (no pickled code ever runs)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import CheckpointError
 
 
 @functools.cache
@@ -55,3 +60,68 @@ def remove_stale_temps(targets: list[Path]) -> int:
                 os.unlink(entry.path)
                 removed += 1
     return removed
+
+
+def read_state(path: Path) -> dict:
+    """A torch checkpoint file -> its (possibly nested) dict, without running pickled code: `weights_only=True`
+    for .pt / .pth / .th / .bin, or the `.safetensors` that `speechtok convert torch-pickle` writes."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    if path.suffix == ".safetensors":
+        return read_converted(path)  # `speechtok convert torch-pickle`'s output
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "weights_only refused it")
+        raise CheckpointError(
+            f"{path}: loading it needs a full unpickle, which can run code inside the file ({why}); if you trust "
+            f"it, convert it once: speechtok convert torch-pickle {path} -o {path.with_suffix('.safetensors')} "
+            "--unpickle, then load the .safetensors file") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({' '.join(str(e).split())[:200]})") from None
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a file; CheckpointError (one line) if it is missing, corrupt or not an object."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return obj
+
+
+# `speechtok convert torch-pickle` (convert/torch_pickle.py) stores a dict's tensors under their key path joined by
+# SEP, and every other leaf as JSON in the safetensors metadata under REST_KEY
+SEP = "/"
+REST_KEY = "speechtok.torch_pickle"
+
+
+def read_converted(path: Path) -> dict:
+    """The dict that `convert_torch_pickle` stored in `path` (no unpickling)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt safetensors file ({e})") from None
+    out: dict = _rebuild(json.loads(meta[REST_KEY])) if REST_KEY in meta else {}
+    for key, value in tensors.items():
+        *parents, leaf = key.split(SEP) if REST_KEY in meta else [key]
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _rebuild(rest: dict) -> dict:
+    return {k: v["__value__"] if isinstance(v, dict) and set(v) == {"__value__"} else _rebuild(v)
+            for k, v in rest.items()}

@@ -8,7 +8,9 @@ skip those; `datasets` reads `_`-prefixed files as data, so there are none; pola
 
     part-<part>-<n>.parquet        rows: id, codes list<list<int16>> [Q][T] (int32 past 32767 codes),
                                    num_frames, duration_s, source_path (+ units, durations with `dedup`;
-                                   + segment_scales list<float32> for segmented codecs: the 48 kHz EnCodec)
+                                   + segment_scales list<float32> for segmented codecs: the 48 kHz EnCodec;
+                                   + input_ids list<int32> with `lm`, input_durations for its units pattern)
+    .vocab.json                    with `lm`: the vocabulary of input_ids (`speechtok.lm.LMVocab.load`)
     .meta.json                     tokenizer identity, config and weights hashes, rates, codebooks, device, dtype,
                                    speechtok version, and the layout (parts, shard size, inputs) a rerun must match
     .failures.tsv                  id, path, error of every file that was skipped
@@ -47,10 +49,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import json
 import logging
 import os
+import re
 import sys
 import time
 import types
@@ -70,11 +72,11 @@ from . import __version__, audio
 from .codes import storage_dtype
 from .errors import SpeechtokError, one_line
 from .fileio import atomic_path, write_text
-from .identity import weights_hash
+from .lm import LMVocab, get_pattern
 from .manifest import MANIFEST_SUFFIXES, Item, MissingFilesError, read_manifest
 from .prefetch import prefetch
 from .runtime import release_free_memory
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, weights_hash
 from .training.data import DataConfig, collect_items
 
 __all__ = ["pretokenize", "PretokenizeResult", "Failure", "PretokenizeError", "collect_inputs", "item_ids",
@@ -85,6 +87,7 @@ log = logging.getLogger(__name__)
 FORMAT = "speechtok-pretokenized"
 FORMAT_VERSION = 1
 META_NAME = ".meta.json"
+VOCAB_NAME = ".vocab.json"  # with `lm`: the vocabulary of `input_ids` (speechtok.lm.LMVocab.load reads it)
 FAILURES_NAME = ".failures.tsv"
 FAILURES_HEADER = "id\tpath\terror"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -93,8 +96,9 @@ MAX_PADDING = 0.1  # of a batch's padded samples, at most (bucket)
 # whole by runtime.tune_malloc) fragments far less: 1.7 against 10.1 GB resident, 0.4 against 2.5 M page faults,
 # 37.6 against 41.2 s end to end (the default codec, 1.24 h of audio, 2 cores)
 BATCH_SECONDS = {"cuda": 200.0, "cpu": 50.0}
+# what a resumed run must share with the run that started the directory
 _LAYOUT_KEYS = ("format_version", "config_hash", "num_codebooks", "dtype", "dedup", "num_parts", "shard_size",
-                "num_items", "inputs_hash")  # what a resumed run must share with the run that started the directory
+                "num_items", "inputs_hash", "lm")
 
 
 class PretokenizeError(SpeechtokError):
@@ -441,7 +445,8 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
                 max_batch_size: int = 64, bucket_size: int = 128, num_workers: int = 2,
                 read_ahead: bool | None = None, device: str | torch.device | None = None, dtype: str = "float32",
                 root: str | os.PathLike | None = None, splits: Sequence[str] = (), skip_missing: bool = False,
-                dedup: bool = False, allow_truncated: bool = False, progress: bool = False) -> PretokenizeResult:
+                dedup: bool = False, allow_truncated: bool = False, progress: bool = False,
+                lm: str | None = None) -> PretokenizeResult:
     """Encode every audio file of `inputs` with `tokenizer` into Parquet shards in `out_dir` (see the module doc).
 
     tokenizer: a Tokenizer (put in eval mode), or a name / checkpoint directory for `speechtok.load`.
@@ -462,6 +467,9 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
         Tokenizer stays on its device unless `device` is given.
     dtype: float32, or bfloat16 / float16 under autocast (recorded in `.meta.json`).
     allow_truncated: encode what a file shorter than its header says holds (default: it is a failure).
+    lm: an LM pattern (`speechtok.lm.PATTERNS`: flatten, delay, semantic_first, parallel, units): also store each
+        row's `input_ids` (list<int32>; [Q][T] for parallel) in one vocabulary written to `.vocab.json`, and for
+        units their `input_durations`.
     progress: a tqdm bar on stderr (files, hours of audio, hours of audio per second, ETA).
 
     Raises PretokenizeError when `out_dir` was started by another tokenizer or layout or cannot be written, or
@@ -487,7 +495,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
         raise PretokenizeError(f"no audio files in {_describe(inputs)}")
     paths = [it.path for it in items]
     ids = manifest_or_path_ids(items)
-    meta = _meta(tok, n_q, dtype, dedup, num_parts, shard_size, len(items), inputs_hash(ids, paths))
+    meta = _meta(tok, n_q, dtype, dedup, num_parts, shard_size, len(items), inputs_hash(ids, paths), lm)
     code_dtype = torch.int16 if storage_dtype(tok.codebook_size) is np.int16 else torch.int32
 
     mine = split_part(len(items), num_parts, part)  # positions in `items`
@@ -495,6 +503,8 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     _make_dir(out)
     with _locked(out):
         _claim(out, meta)
+        if lm is not None:
+            LMVocab.from_dict(meta["lm"]["vocab"]).save(out / VOCAB_NAME)
     part_lock = _own_part(out, part, num_parts)  # held until closed below (or collected, on an error before)
     _remove_stale_temps(out, part)
     todo = [s for s in shards if not _shard_done(out, part, s)]
@@ -675,8 +685,22 @@ def _table(rows: list[tuple], meta: dict, dedup: bool):
         columns["durations"] = _lists([d for _, d in runs])
     if "segment_scales" in meta["columns"]:
         columns["segment_scales"] = pa.array([r[4].tolist() for r in rows], pa.list_(pa.float32()))
+    if meta.get("lm"):
+        columns.update(_lm_columns([r[2] for r in rows], meta["lm"]))
     table = pa.table(columns)
     return table.replace_schema_metadata({"speechtok": json.dumps(meta)})
+
+
+def _lm_columns(codes: list[np.ndarray], lm: dict) -> dict:
+    """`input_ids` of each row in the dataset's pattern and vocabulary (and `input_durations` for units)."""
+
+    pattern, vocab = get_pattern(lm["pattern"]), LMVocab.from_dict(lm["vocab"])
+    tokens = [pattern.encode(c, vocab) for c in codes]
+    ids = [t.ids.astype(np.int32) for t in tokens]
+    columns = {"input_ids": _nested(ids) if ids[0].ndim == 2 else _lists(ids)}
+    if lm["pattern"] == "units":
+        columns["input_durations"] = _lists([t.durations.astype(np.int32) for t in tokens])
+    return columns
 
 
 def _nested(arrays: list[np.ndarray]):
@@ -701,7 +725,12 @@ def _lists(arrays: list[np.ndarray]):
 
 
 def _meta(tok: Tokenizer, n_q: int, dtype: str, dedup: bool, num_parts: int, shard_size: int, num_items: int,
-          items_hash: str) -> dict:
+          items_hash: str, lm: str | None = None) -> dict:
+    lm_meta = None
+    if lm is not None:
+        get_pattern(lm)  # an unknown name fails here, before anything is written
+        lm_meta = {"pattern": lm, "vocab": LMVocab(n_q, tok.codebook_size, tokenizer=tok.identity()).to_dict()}
+    lm_columns = [] if lm is None else ["input_ids"] + (["input_durations"] if lm == "units" else [])
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -722,9 +751,10 @@ def _meta(tok: Tokenizer, n_q: int, dtype: str, dedup: bool, num_parts: int, sha
         "shard_size": shard_size,
         "num_items": num_items,
         "inputs_hash": items_hash,
+        "lm": lm_meta,
         "columns": ["id", "codes", "num_frames", "duration_s", "source_path"] + (["units", "durations"] if dedup
                                                                                 else [])
-        + (["segment_scales"] if getattr(tok, "segments", None) else []),
+        + (["segment_scales"] if getattr(tok, "segments", None) else []) + lm_columns,
     }
 
 

@@ -48,11 +48,9 @@ def available() -> list[Entry]:
 
 def load(name_or_path: str | os.PathLike = DEFAULT_TOKENIZER, device: str | torch.device | None = None) -> Tokenizer:
     """A checkpoint directory, a bundled name, `PLUGIN` or `PLUGIN:SPEC` -> Tokenizer in eval mode."""
-    from .checkpoint import load_checkpoint
-    from .runtime import tune_malloc
+    from .models.loading import load_checkpoint
     from .tokenizer import Tokenizer
 
-    tune_malloc()  # inference at batch > 1 is several times faster with it (see runtime.py)
     text = os.fspath(name_or_path)
     if Path(text).is_dir():
         return load_checkpoint(text, device=device)

@@ -1,4 +1,5 @@
-"""Process-level performance settings the CLI applies at start-up (never on import)."""
+"""Process-level performance settings: the CLI applies them at start-up; a library call never does (a program
+that encodes batches through the Python API opts in with `speechtok.tune_malloc()`)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ def tune_malloc() -> bool:
     glibc serves blocks over 32 MiB with a fresh mmap and unmaps them on free, so every large activation is
     page-faulted and zeroed again on every forward pass: our encoder ran 3x slower at batch 8 (52x against
     157x real time on 2 cores). The price: the heap keeps its peak and fragments when shapes vary (200 s CPU
-    batches of varying length grew it to 10 GB; `pretokenize` uses 50 s on the CPU for that). `speechtok.load`
-    and the CLI call this; `SPEECHTOK_MALLOC=system` opts out. Returns False where nothing was changed (opted
-    out, or not glibc: macOS, musl).
+    batches of varying length grew it to 10 GB; `pretokenize` uses 50 s on the CPU for that). The CLI calls
+    this; Python programs opt in (`speechtok.tune_malloc()`); `SPEECHTOK_MALLOC=system` opts out. Returns False
+    where nothing was changed (opted out, or not glibc: macOS, musl).
     """
     libc = _glibc()
     if os.environ.get("SPEECHTOK_MALLOC", "").lower() == "system" or libc is None:

@@ -3,6 +3,7 @@ any shape and rate in, `Codes` out; batch- and chunk-invariant codes; bounded me
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from . import audio
 from .codecs.base import Encoder
 from .codes import Codes
 from .config import config_hash
-from .identity import weights_hash
 from .errors import ArgumentError, AudioError, CodesError
 from .nn import lengths_to_mask
 from .quantizers.base import Quantizer
@@ -317,12 +317,6 @@ class Tokenizer(nn.Module):
 
         return save_checkpoint(self, directory, card=card, dtype=dtype)
 
-    @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | torch.device | None = None) -> Tokenizer:
-        from .checkpoint import load_checkpoint
-
-        return load_checkpoint(directory, device=device)
-
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, sample_rate={self.sample_rate}, frame_rate={self.frame_rate:g}, "
                 f"num_codebooks={self.num_codebooks}, codebook_size={self.codebook_size}")
@@ -369,3 +363,28 @@ class _Samples:
 
 def _pad_to(x: Tensor, size: int) -> Tensor:
     return x if x.shape[-1] == size else torch.nn.functional.pad(x, (0, size - x.shape[-1]))
+
+
+def weights_hash(tok) -> str | None:
+    """16 hex digits of sha256 over the encoder's and quantizer's state as a checkpoint stores it (names, dtypes,
+    shapes, bytes): the config hash names the architecture, this the weights that make the codes (a new decoder
+    for the same codes keeps it). None for a tokenizer without those modules (an adapter names its checkpoint).
+    Cached until a tensor changes (its storage or torch's in-place version counter), as training changes them."""
+    encoder, quantizer = getattr(tok, "encoder", None), getattr(tok, "quantizer", None)
+    if not isinstance(encoder, nn.Module) or not isinstance(quantizer, nn.Module):
+        return None
+    key = tuple((t.data_ptr(), t._version) for m in (encoder, quantizer) for t in m.state_dict().values())
+    cached = getattr(tok, "_weights_hash", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    h = hashlib.sha256()
+    derived = getattr(quantizer, "derived_state_suffixes", ())  # recomputed on load: not part of the checkpoint
+    for prefix, module in (("encoder.", encoder), ("quantizer.", quantizer)):
+        for name, t in sorted(module.state_dict().items()):
+            if name.endswith(derived):
+                continue
+            t = t.detach().cpu().contiguous()
+            h.update(f"{prefix}{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    tok._weights_hash = (key, h.hexdigest()[:16])
+    return tok._weights_hash[1]

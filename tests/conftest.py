@@ -13,7 +13,7 @@ import torch
 
 from speechtok import audio
 from speechtok.codecs.seanet import SEANetConfig
-from speechtok.families import CodecConfig
+from speechtok.models import CodecConfig
 from speechtok.quantizers.rvq import RVQConfig
 from speechtok.vocoders.gan import VocosConfig
 

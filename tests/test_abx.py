@@ -12,8 +12,16 @@ import pytest
 import torch
 
 from speechtok.codes import Codes
-from speechtok.eval.abx import (AbxItem, abx, dtw, frame_distances, items_from_alignments, make_triplets,
-                                read_item_file, write_item_file)
+from speechtok.eval.abx import (
+    AbxItem,
+    abx,
+    dtw,
+    frame_distances,
+    items_from_alignments,
+    make_triplets,
+    read_item_file,
+    write_item_file,
+)
 from speechtok.eval.features import FrameFeatures, codes_to_features, mfcc_features
 
 from .conftest import DATA, NEEDS_DATA, speech

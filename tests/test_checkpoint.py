@@ -94,7 +94,8 @@ def test_half_precision_weights_and_derived_state(tiny_ckpt, tmp_path):
     back = speechtok.load(half)  # a lean inference RVQ: no EMA sums at all
     assert all(v.dtype == torch.float32 for v in back.state_dict().values() if v.is_floating_point())
     assert not any(k.endswith("embed_avg") for k in back.state_dict())
-    from speechtok.checkpoint import build_from_config, read_config
+    from speechtok.checkpoint import read_config
+    from speechtok.models.loading import build_from_config
 
     trainable = build_from_config(read_config(half), half)  # as training builds it, then loads the weights
     trainable.load_state_dict(back.state_dict(), strict=False)

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from speechtok.checkpoint import build_from_config, read_config, read_weights
+from speechtok.checkpoint import read_config, read_weights
+from speechtok.models.loading import build_from_config
 from speechtok.quantizers.rvq import RVQ, RVQConfig, StoredResidualVQ
 
 from .conftest import TINY_CODEC, speech

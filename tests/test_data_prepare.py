@@ -37,7 +37,8 @@ def corpus(tmp_path):
         (folder / f"{spk}-{chap}.trans.txt").write_text(f"{uid} SOME WORDS\n")
         at16 = pcm if rate == 16000 else np.round(
             resample(pcm.astype(np.float32) / 32768, rate, 16000) * 32768).clip(-32768, 32767).astype(np.int16)
-        rows.append({"id": uid, "speaker": spk, "split": "test", "source": f"LibriSpeech/test-other/{spk}/{chap}/{uid}.flac",
+        rows.append({"id": uid, "speaker": spk, "split": "test",
+                     "source": f"LibriSpeech/test-other/{spk}/{chap}/{uid}.flac",
                      "path": f"librispeech_samples/audio/test-other/{spk}/{uid}.flac", "duration_s": "0.500",
                      "sha256": samples_sha256(at16), "text": "some words"})
     defs = tmp_path / "defs"

@@ -9,7 +9,7 @@ import torch
 
 import speechtok
 from speechtok.config import config_hash, from_dict, to_dict
-from speechtok.families import CodecConfig, build_codec
+from speechtok.models import CodecConfig, build_codec
 from speechtok.quantizers.fsq import FSQ, FSQConfig
 from speechtok.training.recipe import load_recipe, recipe_from_dict
 from speechtok.training.trainer import build_task

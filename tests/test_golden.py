@@ -9,7 +9,6 @@ Codes must be equal frame for frame, except where a decision is a near-tie that 
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import pytest

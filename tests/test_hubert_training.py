@@ -12,12 +12,12 @@ from scipy.fft import dct
 import speechtok
 from speechtok.cli import main
 from speechtok.config import to_dict
+from speechtok.models import UnitTokenizer
 from speechtok.quantizers.kmeans import fit_kmeans, save_centroids
 from speechtok.training.recipe import load_recipe, recipe_from_dict
 from speechtok.training.targets import MFCC, dct_matrix
 from speechtok.training.tasks.hubert import span_mask
 from speechtok.training.trainer import Trainer, build_task
-from speechtok.units import UnitTokenizer
 from speechtok.vocoders.discriminators import DiscriminatorConfig
 
 from .conftest import speech

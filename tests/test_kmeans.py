@@ -9,8 +9,15 @@ import torch
 
 from speechtok.convert import convert
 from speechtok.errors import CheckpointError
-from speechtok.quantizers.kmeans import (KMeans, KMeansConfig, fit_kmeans, inertia, kmeans_pp, load_centroids,
-                                         save_centroids)
+from speechtok.quantizers.kmeans import (
+    KMeans,
+    KMeansConfig,
+    fit_kmeans,
+    inertia,
+    kmeans_pp,
+    load_centroids,
+    save_centroids,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 

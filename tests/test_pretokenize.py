@@ -21,9 +21,19 @@ import torch
 import speechtok
 from speechtok import audio
 from speechtok.errors import SpeechtokError
-from speechtok.families import build_codec
-from speechtok.pretokenize import (FAILURES_NAME, META_NAME, PretokenizeError, bucket, collect_inputs,
-                                   default_batch_seconds, item_ids, pretokenize, run_lengths, split_part)
+from speechtok.models import build_codec
+from speechtok.pretokenize import (
+    FAILURES_NAME,
+    META_NAME,
+    PretokenizeError,
+    bucket,
+    collect_inputs,
+    default_batch_seconds,
+    item_ids,
+    pretokenize,
+    run_lengths,
+    split_part,
+)
 
 from .conftest import speech, tiny_config, torch_threads
 from .ties import real_disagreements

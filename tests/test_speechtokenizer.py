@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import speechtok
+from speechtok.adapters.speechtokenizer_release import load_speechtokenizer_release
 from speechtok.codecs.speechtokenizer import SpeechTokenizerConfig, teacher_losses
 from speechtok.config import to_dict
 from speechtok.errors import CheckpointError, CodesError
-from speechtok.families import build_speechtokenizer
-from speechtok.hybrid import load_speechtokenizer_release
+from speechtok.models import build_speechtokenizer
 
 from .conftest import speech
 
@@ -131,7 +131,7 @@ def test_long_files_are_windowed_within_the_recurrent_bound():
 def teacher_dir(tmp_path_factory):
     """A tiny hubert-units checkpoint: the teacher's HuBERT (random weights: distillation only needs features)."""
     from speechtok.codecs.hubert import HubertConfig
-    from speechtok.families import HubertUnitsConfig, build_hubert_units
+    from speechtok.models import HubertUnitsConfig, build_hubert_units
     from speechtok.quantizers.kmeans import KMeansConfig
 
     hubert = HubertConfig(hidden_size=12, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,

@@ -7,7 +7,7 @@ import torch
 import speechtok
 from speechtok import Codes
 from speechtok.errors import AudioError, CodesError
-from speechtok.families import build_codec
+from speechtok.models import build_codec
 
 from .conftest import speech, tiny_config
 

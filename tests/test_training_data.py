@@ -15,8 +15,19 @@ import torch
 from speechtok.config import from_dict
 from speechtok.errors import AudioError
 from speechtok.training import data
-from speechtok.training.data import (CropDataset, DataConfig, Item, PackedCropDataset, batches, collect_items,
-                                     epoch_order, make_dataset, make_loader, pack_crops, read_manifest)
+from speechtok.training.data import (
+    CropDataset,
+    DataConfig,
+    Item,
+    PackedCropDataset,
+    batches,
+    collect_items,
+    epoch_order,
+    make_dataset,
+    make_loader,
+    pack_crops,
+    read_manifest,
+)
 
 from .conftest import DATA, NEEDS_DATA
 

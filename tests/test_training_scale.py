@@ -178,7 +178,7 @@ def test_every_bundled_recipe_parses_and_names_a_task():
     """One recipe per family (codec, codec_fsq, hubert, unit vocoder, speechtokenizer, flow): each parses, names a
     known task, and its model section (when it has one) is a valid config of its family."""
     from speechtok.config import from_dict
-    from speechtok.families import FAMILIES
+    from speechtok.models import FAMILIES
     from speechtok.training.recipe import RECIPES_DIR, load_recipe
 
     names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))

@@ -11,9 +11,9 @@ from einops import rearrange
 
 from speechtok.vocoders import (
     ISTFT,
+    ComplexSTFTLoss,
     DiscriminatorConfig,
     DiscriminatorOutput,
-    ComplexSTFTLoss,
     Discriminators,
     MelSpectrogram,
     MultiScaleMelLoss,

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from ..codecs.base import Encoder
-from ..checkpoint import read_json, read_state  # noqa: F401  (re-exported for the adapters)
 from ..errors import CheckpointError, SpeechtokError
+from ..fileio import read_json, read_state  # noqa: F401  (re-exported for the adapters)
 from ..quantizers.base import QuantizeOut, Quantizer
 from ..tokenizer import Tokenizer, _pad_to
 from ..vocoders.base import Decoder

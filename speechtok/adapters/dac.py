@@ -11,8 +11,19 @@ import inspect
 
 from ..errors import CheckpointError
 from ..identity import checkpoint_identity
-from .base import (PeerConfig, PeerParts, PeerTokenizer, canonical, finish, load_weights,
-                   parse_spec, read_state, require, select_q, single_file)
+from .base import (
+    PeerConfig,
+    PeerParts,
+    PeerTokenizer,
+    canonical,
+    finish,
+    load_weights,
+    parse_spec,
+    read_state,
+    require,
+    select_q,
+    single_file,
+)
 
 
 def load(spec: str | None, device=None) -> PeerTokenizer:

@@ -26,8 +26,22 @@ import torch
 
 from ..errors import CheckpointError
 from ..identity import checkpoint_identity
-from .base import (PeerConfig, PeerParts, PeerTokenizer, arch_json, canonical, finish,
-                   hf_files, load_weights, parse_spec, read_json, read_state, require, select_q, single_file)
+from .base import (
+    PeerConfig,
+    PeerParts,
+    PeerTokenizer,
+    arch_json,
+    canonical,
+    finish,
+    hf_files,
+    load_weights,
+    parse_spec,
+    read_json,
+    read_state,
+    require,
+    select_q,
+    single_file,
+)
 from .segmented import SegmentedPeerTokenizer
 
 WEIGHT_SUFFIXES = (".th", ".pt", ".pth", ".bin", ".safetensors")

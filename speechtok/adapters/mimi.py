@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from ..errors import CheckpointError
 from ..identity import checkpoint_identity
-from .base import (PeerConfig, PeerParts, PeerTokenizer, arch_json, finish, hf_files,
-                   parse_spec, read_json, require, select_q)
+from .base import (
+    PeerConfig,
+    PeerParts,
+    PeerTokenizer,
+    arch_json,
+    finish,
+    hf_files,
+    parse_spec,
+    read_json,
+    require,
+    select_q,
+)
 
 
 def load(spec: str | None, device=None) -> PeerTokenizer:

@@ -19,8 +19,19 @@ from torch import Tensor
 
 from ..errors import CheckpointError
 from ..identity import checkpoint_identity
-from .base import (PeerConfig, PeerParts, PeerTokenizer, canonical, finish, load_weights,
-                   parse_spec, read_json, read_state, require, select_q)
+from .base import (
+    PeerConfig,
+    PeerParts,
+    PeerTokenizer,
+    canonical,
+    finish,
+    load_weights,
+    parse_spec,
+    read_json,
+    read_state,
+    require,
+    select_q,
+)
 
 WEIGHTS = ("pytorch_model.bin", "model.safetensors")
 NOISE_SEED = 0

@@ -5,16 +5,17 @@ DIR is its official release layout (fnlp/SpeechTokenizer, speechtokenizer_hubert
 `speechtok convert torch-pickle`). PATH may also name the `.pt` file, with config.json beside it.
 Codebook 1 is the semantic (HuBERT-distilled) one, 2..Q add acoustic detail (`codes.stream("semantic")`).
 
-It runs on speechtok's native implementation (speechtok/hybrid.py, codecs/speechtokenizer.py), so neither the
-`speechtokenizer` package nor torchaudio is needed; tests check it against the package.
+It runs on speechtok's native implementation (speechtok/models/speechtokenizer.py, codecs/speechtokenizer.py), so
+neither the `speechtokenizer` package nor torchaudio is needed; tests check it against the package.
 """
 
 from __future__ import annotations
 
 from ..errors import CheckpointError
-from ..hybrid import HybridTokenizer, speechtokenizer_from_release
 from ..identity import checkpoint_identity
+from ..models.speechtokenizer import HybridTokenizer
 from .base import parse_spec, read_json, read_state, select_q, single_file
+from .speechtokenizer_release import speechtokenizer_from_release
 
 
 def load(spec: str | None, device=None) -> HybridTokenizer:
@@ -29,6 +30,6 @@ def load(spec: str | None, device=None) -> HybridTokenizer:
                                        n_q=q)
     tok.checkpoint = checkpoint_identity([directory / "config.json", weights])
     tok.adapter_info = {"peer": "speechtokenizer", "format": "release (config.json + state dict)",
-                        "implementation": "native (speechtok.hybrid)", "checkpoint": tok.checkpoint,
+                        "implementation": "native (speechtok.models.speechtokenizer)", "checkpoint": tok.checkpoint,
                         "batching": "per item: reflect padding and the BiLSTM see where each item ends"}
     return tok.to(device or "cpu")

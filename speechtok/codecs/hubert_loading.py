@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..checkpoint import read_json
 from ..errors import CheckpointError
+from ..fileio import read_json
 from ..nn import folded_weight
 from .hubert import HubertConfig, HubertModel
 

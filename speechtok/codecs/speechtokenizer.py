@@ -2,11 +2,11 @@
 distilled towards a HuBERT teacher, so that the first codebook carries content and the rest acoustic detail.
 
 The layout is the official release's (`config.json` keys, module names), so its checkpoints load 1:1 (see
-`speechtok.families.load_speechtokenizer_release`). Batches: reflect padding and the BiLSTM make an item's
-frames depend on where its signal ends, so items of unequal length are encoded one by one (exact batch
-invariance). Long files: the BiLSTM sees the whole input, so chunked encoding is windowed; `lstm_context_s` of
-context on each side of a window keeps the codes those of one pass on nearly every frame (DESIGN.md's 99% bound
-for recurrent encoders).
+`speechtok.adapters.speechtokenizer_release.load_speechtokenizer_release`). Batches: reflect padding and the BiLSTM
+make an item's frames depend on where its signal ends, so items of unequal length are encoded one by one (exact
+batch invariance). Long files: the BiLSTM sees the whole input, so chunked encoding is windowed; `lstm_context_s` of
+context on each side of a window keeps the codes those of one pass on nearly every frame (DESIGN.md's 99% bound for
+recurrent encoders).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn_seanet import SConv1d, SEANetResnetBlock, SLSTM
+from ..nn_seanet import SLSTM, SConv1d, SEANetResnetBlock
 from .base import Encoder
 
 

@@ -109,7 +109,7 @@ def _featurizer(args):
 def _write_tokenizer(tok, layer, centroids, out: Path) -> None:
     from dataclasses import replace
 
-    from ..families import build_hubert_units
+    from ..models import build_hubert_units
     from ..quantizers.kmeans import KMeansConfig
 
     cfg = replace(tok.config, layer=tok.layer if layer is None else layer, vocoder=None,

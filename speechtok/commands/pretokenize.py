@@ -55,6 +55,9 @@ def register(sub) -> None:
                    help="encode the audio a truncated file holds (default: such a file is skipped as a failure)")
     p.add_argument("--dedup", action="store_true",
                    help="also store de-duplicated units and their run lengths (durations)")
+    p.add_argument("--lm", default=None, metavar="PATTERN",
+                   help="also write LM-ready `input_ids` in one vocabulary (.vocab.json): flatten, delay, "
+                        "semantic_first, parallel or units (see speechtok.lm)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_pretokenize)
@@ -77,7 +80,8 @@ def cmd_pretokenize(args: argparse.Namespace) -> int:
             bucket_size=args.bucket_size, num_workers=args.num_workers, read_ahead=args.read_ahead,
             device=args.device, dtype=args.dtype,
             root=args.root, splits=args.splits, skip_missing=args.skip_missing, dedup=args.dedup,
-            allow_truncated=args.allow_truncated, progress=not args.no_progress and (args.part is not None or rank0),
+            allow_truncated=args.allow_truncated, lm=args.lm,
+            progress=not args.no_progress and (args.part is not None or rank0),
         )
     except MissingInputsError as e:  # its own message names Python's arguments
         log.error("%s; pass --root DIR (the base of relative paths) or --skip-missing", e.what)

@@ -4,7 +4,7 @@ file that the peer adapters read in its place (`speechtok.load("dac:OUT.safetens
 
 The file's (nested) dict is kept: tensors are stored under their key path joined by "/", and every other leaf
 (numbers, strings, lists: a DAC checkpoint's `metadata.kwargs`, say) as JSON in the safetensors metadata.
-`read_converted` rebuilds the same dict.
+`fileio.read_converted` rebuilds the same dict.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..fileio import atomic_path
+from ..fileio import REST_KEY, SEP, atomic_path, read_converted  # noqa: F401  (read_converted: its reader)
 from . import converter
-
-SEP = "/"
-REST_KEY = "speechtok.torch_pickle"  # safetensors metadata: the non-tensor part of the dict, as JSON
 
 
 @converter("torch-pickle", "a torch checkpoint (.pt/.pth/.th/.bin) that needs a full unpickle -> .safetensors "
@@ -61,28 +58,3 @@ def _split(obj: dict, prefix: tuple[str, ...], tensors: dict, src: Path) -> dict
                                       "a plain value; cannot convert") from None
             rest[str(key)] = {"__value__": value}
     return rest
-
-
-def read_converted(path: Path) -> dict:
-    """The dict that `convert_torch_pickle` stored in `path` (no unpickling)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: corrupt safetensors file ({e})") from None
-    out: dict = _rebuild(json.loads(meta[REST_KEY])) if REST_KEY in meta else {}
-    for key, value in tensors.items():
-        *parents, leaf = key.split(SEP) if REST_KEY in meta else [key]
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
-def _rebuild(rest: dict) -> dict:
-    return {k: v["__value__"] if isinstance(v, dict) and set(v) == {"__value__"} else _rebuild(v)
-            for k, v in rest.items()}

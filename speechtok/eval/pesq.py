@@ -13,7 +13,6 @@ Needs the optional `pesq` package: `pip install 'speechtok[eval]'`.
 
 from __future__ import annotations
 
-
 import numpy as np
 from torch import Tensor
 

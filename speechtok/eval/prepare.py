@@ -3,11 +3,12 @@
 
 The package ships each set's definition (`speechtok/evalsets/<SET>.tsv`: utterance id, speaker, split, where the
 file is in the public corpus, where it goes in a data root, duration, the sha256 of its samples, the text), its
-phone alignments (`<SET>.alignments.tsv`, for ABX) and the corpora's licences. Preparing finds every listed utterance under PATH (a directory, searched by file name, or a
-`.tar.gz` / `.tgz` / `.tar` archive), reads it, resamples it to the protocol's 16 kHz with soxr where it is not,
-checks the sha256 of its 16-bit samples against the definition, and writes it as 16-bit FLAC under the data root,
-with `<corpus>/manifest.tsv` and `alignments.tsv` (rows of other sets kept) and the licence: the layout `eval/sets.py` reads. Nothing
-is written unless every file is there and matches: a figure on a partial or different set would not compare.
+phone alignments (`<SET>.alignments.tsv`, for ABX) and the corpora's licences. Preparing finds every listed
+utterance under PATH (a directory, searched by file name, or a `.tar.gz` / `.tgz` / `.tar` archive), reads it,
+resamples it to the protocol's 16 kHz with soxr where it is not, checks the sha256 of its 16-bit samples against the
+definition, and writes it as 16-bit FLAC under the data root, with `<corpus>/manifest.tsv` and `alignments.tsv`
+(rows of other sets kept) and the licence: the layout `eval/sets.py` reads. Nothing is written unless every file is
+there and matches: a figure on a partial or different set would not compare.
 
 The checksum is over the samples (int16, little-endian, mono), not the file bytes: a WAV and a FLAC of the same
 recording match, and so do two FLAC encoders.

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
 LEVELS = 4  # ratios per side of 1, log-spaced: a batch is shifted in at most 2 x LEVELS groups
 
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
-import signal
-import threading
 import math
+import signal
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..nn_seanet import SConv1d, SConvTranspose1d, SEANetResnetBlock, SLSTM
+from ..nn_seanet import SLSTM, SConv1d, SConvTranspose1d, SEANetResnetBlock
 from .base import Decoder
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import speechtok  # noqa: E402
 from speechtok.codecs.hubert import HubertConfig  # noqa: E402
 from speechtok.codecs.speechtokenizer import SpeechTokenizerConfig  # noqa: E402
-from speechtok.families import HubertUnitsConfig, build_hubert_units, build_speechtokenizer  # noqa: E402
+from speechtok.models import HubertUnitsConfig, build_hubert_units, build_speechtokenizer  # noqa: E402
 from speechtok.quantizers.kmeans import KMeansConfig  # noqa: E402
 from speechtok.vocoders.gan import VocosConfig  # noqa: E402
 from tests.golden import decision_inputs, gaps  # noqa: E402

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from speechtok import audio  # noqa: E402
-from speechtok.families import build_codec  # noqa: E402
+from speechtok.models import build_codec  # noqa: E402
 from tests.conftest import DATA, tiny_config  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "tiny-codec"

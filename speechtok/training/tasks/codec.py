@@ -11,9 +11,9 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 
-from ...checkpoint import load_checkpoint
 from ...config import from_dict
-from ...families import FAMILIES
+from ...models import FAMILIES
+from ...models.loading import load_checkpoint
 from ...nn import fold_weight_norm
 from ...tokenizer import Tokenizer
 from ...vocoders.discriminators import DiscriminatorConfig

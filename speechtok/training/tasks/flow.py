@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import from_dict, to_dict
-from ...families import FlowDecodedConfig, build_flow_decoded
+from ...models import FlowDecodedConfig, build_flow_decoded
 from ...registry import load
 from ...tokenizer import Tokenizer
 from ...vocoders.flow import FlowConfig, FlowDecoder

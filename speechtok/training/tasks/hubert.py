@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...config import from_dict
 from ...codecs.hubert import HubertConfig, HubertModel
-from ...families import HubertUnitsConfig, build_hubert_units
+from ...config import from_dict
+from ...models import HubertUnitsConfig, build_hubert_units
 from ...quantizers.kmeans import KMeansConfig, load_centroids
 from ...tokenizer import Tokenizer
 from ..augment import check_perturbation, perturb_speakers
@@ -66,7 +66,7 @@ def build_targets(spec: dict) -> nn.Module:
             raise ValueError(f"{spec['kmeans']}: centroids of dim {centroids.shape[1]}, MFCCs have {mfcc.dim}")
         return KMeansTargets(mfcc, centroids)
     if kind == "units":
-        from ...checkpoint import load_checkpoint
+        from ...models.loading import load_checkpoint
 
         return UnitTargets(load_checkpoint(spec["model"]))
     raise ValueError(f"targets.kind must be 'mfcc' (with kmeans: FILE) or 'units' (with model: DIR), got {kind!r}")
@@ -138,7 +138,7 @@ class HubertTask(Task):
     def init_from(self, checkpoint_dir) -> None:
         """Start from an exported HuBERT (iteration 2 continuing iteration 1 on a small budget): the encoder's
         weights only; the prediction head stays new, since the targets are other classes."""
-        from ...checkpoint import load_checkpoint
+        from ...models.loading import load_checkpoint
 
         tok = load_checkpoint(checkpoint_dir)
         model = getattr(getattr(tok, "encoder", None), "model", None)

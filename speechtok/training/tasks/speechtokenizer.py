@@ -77,8 +77,10 @@ class SpeechTokenizerTask(CodecTask):
 
 def load_teacher(path: str | Path):
     """A HubertModel from a speechtok hubert-units checkpoint, a Hugging Face directory or a fairseq file."""
-    from ...checkpoint import CONFIG_NAME, load_checkpoint, read_json
+    from ...checkpoint import CONFIG_NAME
     from ...codecs.hubert_loading import load_hubert
+    from ...fileio import read_json
+    from ...models.loading import load_checkpoint
 
     path = Path(path)
     config = path / CONFIG_NAME

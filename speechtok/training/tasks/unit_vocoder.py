@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from ...checkpoint import load_checkpoint
 from ...config import from_dict
-from ...families import build_hubert_units
+from ...models import build_hubert_units
+from ...models.loading import load_checkpoint
 from ...tokenizer import Tokenizer
 from ...vocoders.discriminators import DiscriminatorConfig
 from ...vocoders.gan import VocosConfig, VocosDecoder

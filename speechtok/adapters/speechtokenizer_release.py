@@ -1,10 +1,6 @@
-"""Hybrid tokenizers (SpeechTokenizer): RVQ layer 1 carries content (distilled from a HuBERT teacher), layers 2..Q
-the acoustic rest. Their codes name the two streams (`codes.stream("semantic")`, `codes.stream("acoustic")`) for
-LM pipelines that model them apart.
-
-Also the loader of the official SpeechTokenizer release: `config.json` + a `.pt` state dict, read with
-`torch.load(weights_only=True)`; weight norm is folded and the EnCodec-style codebooks move into the shared RVQ.
-"""
+"""The official SpeechTokenizer release (`config.json` + a `.pt` state dict, read with
+`torch.load(weights_only=True)`) as a speechtok tokenizer: weight norm is folded and the EnCodec-style codebooks
+move into the shared RVQ."""
 
 from __future__ import annotations
 
@@ -14,46 +10,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .config import to_dict
-from .errors import CheckpointError
-from .nn_seanet import fold_weight_norm_keys
-from .tokenizer import Tokenizer
-
-SEMANTIC_STREAM = "semantic"
-ACOUSTIC_STREAM = "acoustic"
-
-
-class HybridTokenizer(Tokenizer):
-    """A Tokenizer whose first codebook is semantic; `semantic` projects RVQ layer 1 to the teacher's features."""
-
-    def __init__(self, *args, semantic: torch.nn.Module, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.semantic = semantic
-
-    @property
-    def streams(self) -> dict[str, tuple[int, int]]:
-        return {SEMANTIC_STREAM: (0, 1), ACOUSTIC_STREAM: (1, self.num_codebooks)}
-
-    def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
-        """As the release encodes: each item read at its own length (its edges padded with reflections of the
-        signal, not with zeros), so codes equal the official package's for any length. Long inputs still go
-        through the base class's windows."""
-        if num_frames > max(1, int(self.chunk_seconds * self.frame_rate)):
-            return super()._encode_frames(x, num_samples, num_frames, n_q)
-        lengths = torch.full((x.shape[0],), x.shape[-1]) if num_samples is None else num_samples
-        return self.quantizer.encode(self.encoder(x, lengths.to(x.device)), n_q)[..., :num_frames]
-
-    def semantic_features(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """wav [B, 1, T] at the tokenizer's rate -> RVQ layer 1 in the teacher's space [B, T_frames, D_teacher]."""
-        z = self.encoder(wav, lengths)
-        first = self.quantizer.decode(self.quantizer.encode(z, 1))
-        return self.semantic(first)
+from ..config import to_dict
+from ..errors import CheckpointError
+from ..models.speechtokenizer import HybridTokenizer, build_speechtokenizer
+from ..nn_seanet import fold_weight_norm_keys
 
 
 def load_speechtokenizer_release(config_path: str | os.PathLike, ckpt_path: str | os.PathLike,
                                  device: str | torch.device | None = None) -> HybridTokenizer:
     """The official release (`config.json`, `SpeechTokenizer.pt`) -> HybridTokenizer in eval mode."""
-    from .checkpoint import read_json, read_state
+    from ..fileio import read_json, read_state
 
     config_path, ckpt_path = Path(config_path), Path(ckpt_path)
     tok = speechtokenizer_from_release(read_json(config_path), read_state(ckpt_path), source=ckpt_path,
@@ -65,9 +31,8 @@ def speechtokenizer_from_release(config: dict, state: dict, source: str | os.Pat
                                  name: str | None = None, n_q: int | None = None) -> HybridTokenizer:
     """The release's config (a dict; training-only keys are ignored) and state dict -> HybridTokenizer (eval).
     `n_q` keeps the first n_q codebooks only (a lower bitrate, as `?q=N` in a spec)."""
-    from .codecs.speechtokenizer import SpeechTokenizerConfig
-    from .config import from_dict
-    from .families import build_speechtokenizer
+    from ..codecs.speechtokenizer import SpeechTokenizerConfig
+    from ..config import from_dict
 
     known = SpeechTokenizerConfig.__dataclass_fields__
     try:

@@ -1,0 +1,19 @@
+"""Tokenizer families: each is a config dataclass and a builder that assembles encoder, quantizer and decoder into
+a `Tokenizer`, one module a family (codec, hubert_units, speechtokenizer, flow_decoded).
+
+`config.json` names its family; loading looks the family up in `FAMILIES` (a registry, not an if-chain). A
+builder's `inference=True` (how a checkpoint is loaded) may build lighter modules that cannot train, with the same
+state (the RVQ without vector-quantize-pytorch: quantizers/rvq.py).
+"""
+
+from __future__ import annotations
+
+from .codec import CodecConfig, build_codec
+from .flow_decoded import FlowDecodedConfig, build_flow_decoded
+from .hubert_units import HubertUnitsConfig, UnitTokenizer, build_hubert_units, hubert_units_from
+from .registry import FAMILIES, Family, register_family  # noqa: I001 - the registry before the families
+from .speechtokenizer import HybridTokenizer, build_speechtokenizer
+
+__all__ = ["FAMILIES", "Family", "register_family", "CodecConfig", "build_codec", "HubertUnitsConfig", "UnitTokenizer",
+           "build_hubert_units", "hubert_units_from", "HybridTokenizer", "build_speechtokenizer", "FlowDecodedConfig",
+           "build_flow_decoded"]

@@ -1,0 +1,62 @@
+"""The speechtokenizer family (hybrid): RVQ layer 1 carries content (distilled from a HuBERT teacher), layers 2..Q
+the acoustic rest. Their codes name the two streams (`codes.stream("semantic")`, `codes.stream("acoustic")`) for
+LM pipelines that model them apart. The official release loads through `speechtok.adapters.speechtokenizer`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..codecs.speechtokenizer import SemanticProjection, SpeechTokenizerConfig, SpeechTokenizerEncoder
+from ..quantizers.rvq import RVQ, RVQConfig
+from ..tokenizer import Tokenizer
+from ..vocoders.seanet import SEANetDecoder, SEANetDecoderConfig
+from .registry import register_family
+
+SEMANTIC_STREAM = "semantic"
+ACOUSTIC_STREAM = "acoustic"
+
+
+class HybridTokenizer(Tokenizer):
+    """A Tokenizer whose first codebook is semantic; `semantic` projects RVQ layer 1 to the teacher's features."""
+
+    def __init__(self, *args, semantic: torch.nn.Module, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.semantic = semantic
+
+    @property
+    def streams(self) -> dict[str, tuple[int, int]]:
+        return {SEMANTIC_STREAM: (0, 1), ACOUSTIC_STREAM: (1, self.num_codebooks)}
+
+    def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
+        """As the release encodes: each item read at its own length (its edges padded with reflections of the
+        signal, not with zeros), so codes equal the official package's for any length. Long inputs still go
+        through the base class's windows."""
+        if num_frames > max(1, int(self.chunk_seconds * self.frame_rate)):
+            return super()._encode_frames(x, num_samples, num_frames, n_q)
+        lengths = torch.full((x.shape[0],), x.shape[-1]) if num_samples is None else num_samples
+        return self.quantizer.encode(self.encoder(x, lengths.to(x.device)), n_q)[..., :num_frames]
+
+    def semantic_features(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """wav [B, 1, T] at the tokenizer's rate -> RVQ layer 1 in the teacher's space [B, T_frames, D_teacher]."""
+        z = self.encoder(wav, lengths)
+        first = self.quantizer.decode(self.quantizer.encode(z, 1))
+        return self.semantic(first)
+
+
+@register_family("speechtokenizer", SpeechTokenizerConfig)
+def build_speechtokenizer(cfg: SpeechTokenizerConfig, norm: bool = False, name: str | None = None,
+                          inference: bool = False) -> Tokenizer:
+    """The SpeechTokenizer layout: SEANet + BiLSTM encoder, RVQ searched in the latent space itself (EnCodec's),
+    SEANet decoder, and the projection of RVQ layer 1 towards the teacher."""
+    quantizer = RVQ(RVQConfig(dim=cfg.dimension, num_codebooks=cfg.n_q, codebook_size=cfg.codebook_size,
+                              codebook_dim=None, quantizer_dropout=False), inference=inference)
+    decoder = SEANetDecoder(SEANetDecoderConfig(
+        dimension=cfg.dimension, n_filters=cfg.n_filters, strides=cfg.strides, lstm_layers=cfg.lstm_layers,
+        n_residual_layers=cfg.n_residual_layers, residual_kernel_size=cfg.residual_kernel_size,
+        dilation_base=cfg.dilation_base,
+        lstm_context_frames=round(cfg.lstm_context_s * cfg.sample_rate / cfg.hop_length),
+    ), norm=norm)
+    return HybridTokenizer(SpeechTokenizerEncoder(cfg, norm=norm), quantizer, decoder, semantic=SemanticProjection(cfg),
+                           sample_rate=cfg.sample_rate, family="speechtokenizer", config=cfg, name=name)
