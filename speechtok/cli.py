@@ -124,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "file of an earlier run is replaced without it)")
     d.set_defaults(func=cmd_decode)
 
-    i = sub.add_parser("info", help="describe a tokenizer or a codes file")
-    i.add_argument("target", metavar="MODEL|CODES", help="tokenizer name, checkpoint directory, or codes file")
+    i = sub.add_parser("info", help="describe a tokenizer, a codes file or a pre-tokenized dataset")
+    i.add_argument("target", metavar="MODEL|CODES|DATASET",
+                   help="tokenizer name, checkpoint directory, codes file, or a `pretokenize` output directory "
+                        "(token statistics: tokens/s, vocabulary, entropy and codes used per codebook)")
     i.add_argument("--json", action="store_true", help="print JSON on stdout")
     i.set_defaults(func=cmd_info)
 
@@ -258,6 +260,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         from .errors import CodesError
 
         raise CodesError(f"{target}: no such file")
+    from .lm.stats import dataset_stats, is_dataset
+
+    if is_dataset(target):  # a pre-tokenized dataset: what an LM trained on it sees
+        _print_mapping(dataset_stats(target), args.json)
+        return 0
     if target.suffix in CODES_SUFFIXES and target.is_file() and not spec:
         codes = Codes.load(target)
         info = {**codes.metadata(), "num_frames": int(codes.lengths[0]),

@@ -154,3 +154,49 @@ def test_pretokenize_writes_input_ids_that_decode_back(tiny_ckpt, tmp_path, patt
     with pytest.raises(Exception, match="lm"):  # a rerun with another pattern is refused
         pretokenize(tiny_ckpt, [tmp_path / "src"], out, progress=False, num_workers=0, lm="flatten",
                     n_q=1 if pattern == "units" else None)
+
+
+def test_info_of_a_dataset_gives_token_statistics(tiny_ckpt, tmp_path, capsys):
+    import json
+
+    from speechtok import audio
+    from speechtok.cli import main
+    from speechtok.pretokenize import pretokenize
+
+    from .conftest import speech
+
+    for k in range(2):
+        audio.write(tmp_path / "src" / f"u{k}.wav", speech(1.0), 16000)
+    out = tmp_path / "tokens"
+    pretokenize(tiny_ckpt, [tmp_path / "src"], out, progress=False, num_workers=0, lm="flatten", n_q=2)
+    assert main(["info", str(out), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["utterances"], stats["num_codebooks"], stats["codebook_size"]) == (2, 2, 64)
+    assert stats["frames_per_second"] == pytest.approx(50.0)
+    assert stats["tokens_per_second"] == pytest.approx((2 * 50 * 2 + 2 * 2) / 2.0)  # + bos and eos a row
+    assert stats["vocab_size"] == 3 + 2 * 64 and stats["lm_pattern"] == "flatten"
+    import pyarrow.dataset
+
+    codes = np.array([r["codes"] for r in pyarrow.dataset.dataset(out, format="parquet").to_table().to_pylist()])
+    for q in range(2):
+        counts = np.bincount(codes[:, q].ravel(), minlength=64)
+        p = counts[counts > 0] / counts.sum()
+        assert stats[f"codebook_{q}"]["entropy_bits"] == pytest.approx(-(p * np.log2(p)).sum(), abs=1e-4)
+        assert stats[f"codebook_{q}"]["used"] == pytest.approx((counts > 0).mean(), abs=1e-4)
+
+
+def test_the_tiny_gpt_example_runs_end_to_end(tiny_ckpt, corpus, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "lm_tiny_gpt.py"
+    res = subprocess.run([sys.executable, str(example), str(corpus), "--model", str(tiny_ckpt), "--n-q", "2",
+                          "--steps", "10", "--block", "32", "--sample-seconds", "0.5", "-o", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    sample = Codes.load(tmp_path / "run" / "sample.npy")
+    assert sample.codes.shape == (1, 2, 25)
+    import soundfile as sf
+
+    assert sf.info(tmp_path / "run" / "sample.wav").frames == 25 * 320
