@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from speechtok.eval import EvalConfig, check_results, evaluate, load_results, utterances, write_results
+from speechtok.eval.leaderboard import collect
 from speechtok.eval.metrics import resolve_metrics
 
 from .conftest import speech
@@ -68,11 +69,25 @@ def test_every_model_on_the_same_utterances(results):
     assert tiny8["tokenizer"]["dtype"] == "float32" and tiny8["tokenizer"]["device"] == "cpu"
 
 
-def test_failing_models_say_why(results):
+def test_failing_models_say_why_and_impossible_rows_are_skipped(results):
     failed = {(Path(r["model"]).name, r["n_q"]): r for r in results["rows"] if r["status"] == "failed"}
-    assert set(failed) == {("tiny-codec", 99), ("no-such-model", None)}
-    assert "out of range 1..8" in failed[("tiny-codec", 99)]["error"]
+    assert set(failed) == {("no-such-model", None)}
     assert failed[("no-such-model", None)]["error"].startswith("cannot load: no-such-model")
+    skipped = {(Path(r["model"]).name, r["n_q"]): r for r in results["rows"] if r["status"] == "skipped"}
+    assert set(skipped) == {("tiny-codec", 99)} and skipped[("tiny-codec", 99)]["error"] == "it has 8 codebooks"
+    groups = collect([(Path("r.json"), results)])
+    assert "n_q 99 skipped (it has 8 codebooks)" in " ".join(groups[0].warnings)
+    assert all(e.n_q != 99 for e in groups[0].entries)
+
+
+def test_limit_spreads_over_speakers():
+    from speechtok.commands.evaluate import spread_over_speakers
+    from speechtok.eval.sets import Utterance
+
+    utts = [Utterance(id=f"{s}-{k}", path=Path(f"{s}-{k}.wav"), speaker=s) for s in "abc" for k in range(4)]
+    picked = spread_over_speakers(utts, 5)
+    assert [u.id for u in picked] == ["a-0", "a-1", "b-0", "b-1", "c-0"]  # listed order, 2 + 2 + 1 speakers
+    assert len(spread_over_speakers(utts, 50)) == 12
 
 
 def test_protocol_is_recorded(results):

@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--data-root", default=None,
                    help="the shared/data directory for set names (default: $SPEECHTOK_DATA, else ../shared/data)")
     p.add_argument("--split", default=None, help="keep only this split of a manifest")
-    p.add_argument("--limit", type=int, default=None, help="only the first N utterances (quick checks)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only N utterances, spread over the speakers (quick checks)")
     p.add_argument("--n-q", nargs="+", default=[], metavar="N", help="codebooks per row, e.g. 1 2 8 (default: all)")
     p.add_argument("--metrics", nargs="+", default=None, metavar="NAME", help="metrics to compute (see above)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
@@ -75,6 +76,21 @@ def parse_labels(items: list[str], models: list[str] | None = None) -> dict[str,
     return labels
 
 
+def spread_over_speakers(utts: list, limit: int) -> list:
+    """`limit` utterances taken round-robin over the speakers (each speaker's in listed order), so that a quick
+    check of 10 is not 10 of one speaker; utterances without a speaker count as one speaker each."""
+    by_speaker: dict[object, list] = {}
+    for i, u in enumerate(utts):
+        by_speaker.setdefault(u.speaker or ("", i), []).append(u)
+    queues, picked = list(by_speaker.values()), []
+    while len(picked) < limit and any(queues):
+        for queue in queues:
+            if queue and len(picked) < limit:
+                picked.append(queue.pop(0))
+    order = {id(u): i for i, u in enumerate(utts)}
+    return sorted(picked, key=lambda u: order[id(u)])
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..eval.evaluate import EvalConfig, evaluate
     from ..eval.leaderboard import collect, markdown
@@ -94,7 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         log.error("%s", one_line(e))
         return 1
     if args.limit is not None:
-        utts = utts[: args.limit]
+        utts = spread_over_speakers(utts, args.limit)
     if not utts:  # no results file: an empty one would read as a model that scored nothing
         why = f"--limit {args.limit} leaves none" if args.limit is not None and args.limit < 1 else "no audio files"
         log.error("%s: no utterances to score (%s); nothing written", args.data, why)
@@ -114,7 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = evaluate(args.models, utts, cfg, data_name=str(args.data), alignments=alignments, command=command)
     write_results(results, out)
     print(markdown(collect([(out, results)])).split("\n", 2)[2].strip())
-    problems = len(results["data"]["skipped"]) + sum(r["status"] != "ok" or bool(r["failures"])
+    problems = len(results["data"]["skipped"]) + sum(r["status"] == "failed" or bool(r.get("failures"))
                                                      for r in results["rows"])
     log.warning("wrote %s (%d rows, %d utterances%s)", out, len(results["rows"]), results["data"]["scored"],
                 f"; {len(results['data']['skipped'])} skipped" if results["data"]["skipped"] else "")

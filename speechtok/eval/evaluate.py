@@ -125,6 +125,7 @@ def evaluate(models: Sequence[str], utts: Sequence[Utterance], cfg: EvalConfig =
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "speechtok_version": __version__, "command": command,
         "data": {"name": data_name, "listed": len(utts), "scored": len(refs), "skipped": skipped,
+                 "speakers": len({r.utt.speaker for r in refs if r.utt.speaker}),
                  "seconds": round(sum(r.wav.shape[-1] / r.sample_rate for r in refs), 3),
                  "ids_sha1": hashlib.sha1("\n".join(r.utt.id for r in refs).encode()).hexdigest(),
                  "alignments": None if alignments is None else str(alignments)},
@@ -151,13 +152,14 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
     rows: dict[int | None, dict] = {}
     try:
         n_qs = cand.n_qs(cfg.n_qs)
-    except ValueError as e:  # some n_q out of range: those rows fail, the valid ones are scored
+    except ValueError:  # an n_q this model does not have (`--n-q 1 8` over a one-codebook model): no row
         q = getattr(cand.tok, "num_codebooks", 0)
         n_qs = [n for n in dict.fromkeys(cfg.n_qs) if 1 <= n <= q]
         for n in dict.fromkeys(cfg.n_qs):
             if n not in n_qs:
-                rows[n] = _new_row(spec, n, info, status="failed", error=one_line(e))
-        log.error("%s", one_line(e))
+                why = f"it has {q} codebook{'s' if q != 1 else ''}"
+                rows[n] = _new_row(spec, n, info, status="skipped", error=why)
+                log.warning("%s: n_q %d skipped (%s)", spec, n, why)
     live = {n: _new_row(spec, n, info) for n in n_qs}
     rows.update(live)
     if not live:
@@ -232,7 +234,7 @@ def _record(live: dict, ref: Reference, fut: Future) -> None:
 
 def _finish(row: dict, columns: dict, metrics: tuple[str, ...]) -> None:
     higher = row.pop("_higher", {})
-    if row["status"] == "failed":  # never loaded, or an n_q it does not have: nothing to summarise
+    if row["status"] != "ok":  # never loaded (failed), or an n_q it does not have (skipped): nothing to summarise
         return
     for column, hib in higher.items():
         columns.setdefault(column, {"higher_is_better": hib})

@@ -97,6 +97,9 @@ def collect(results: Sequence[tuple[Path, dict]], labels: dict[str, str] | None 
         if sample_dir is not None and not group.originals:
             group.originals = {uid: sample_dir / rel for uid, rel in samples.get("original", {}).items()}
         for row in res["rows"]:
+            if row["status"] == "skipped":  # an n_q the model does not have: a note, not a row
+                group.warnings.append(f"{row['model']}: n_q {row['n_q']} skipped ({row.get('error')}).")
+                continue
             group.entries.append(_entry(row, data, sample_dir, (labels or {}).get(row["model"], row.get("label"))))
     for name, seen in hashes.items():
         if len(seen) > 1:
@@ -346,9 +349,12 @@ def _html_page(groups: Sequence[Group], plots: dict[str, str], samples_html: dic
              "error; ×RT = seconds of audio per second.</p>"]
     for group in groups:
         scored = sorted({s["data"].get("scored", 0) for s in group.sources})
+        speakers = sorted({s["data"]["speakers"] for s in group.sources if s["data"].get("speakers")})
+        who = f" from {', '.join(map(str, speakers))} speakers" if speakers else ""
         skipped = sum(len(s["data"].get("skipped", [])) for s in group.sources)
         parts.append(f"<h2 id=\"{e(_slug(group.name))}\">{e(group.name)}</h2>")
         parts.append(f"<p class=muted>{', '.join(map(str, scored))} utterances scored"
+                     f"{who}"
                      f"{f'; {skipped} file(s) skipped' if skipped else ''}.</p>")
         parts += [f"<p class=warn>{e(w)}</p>" for w in group.warnings]
         parts.append(_html_table(group))

@@ -66,8 +66,8 @@ def check_results(obj: object, source: object = "results") -> dict:
     for i, row in enumerate(obj["rows"]):
         where = f"{source}: rows[{i}]"
         _fields(row, _ROW, where)
-        if row["status"] not in ("ok", "failed"):
-            raise ValueError(f"{where}.status: {row['status']!r} is not 'ok' or 'failed'")
+        if row["status"] not in ("ok", "failed", "skipped"):  # skipped: an n_q the model does not have
+            raise ValueError(f"{where}.status: {row['status']!r} is not 'ok', 'failed' or 'skipped'")
         if row["status"] == "failed" and not isinstance(row.get("error"), str):
             raise ValueError(f"{where}.error: a failed row says why")
         if row.get("n_q") is not None and not isinstance(row["n_q"], int):
