@@ -25,7 +25,7 @@ DEFAULT_TOKENIZER = "speechtok-codec-16k"
 @dataclass(frozen=True)
 class Entry:
     name: str
-    kind: str  # "bundled" or "plugin"
+    kind: str  # "bundled", "zoo" (official weights fetched by name; "zoo (cached)" once here) or "plugin"
     where: str  # directory, or the entry point's target
 
 
@@ -41,7 +41,10 @@ def plugins() -> dict[str, metadata.EntryPoint]:
 
 
 def available() -> list[Entry]:
+    from .adapters.zoo import ZOO, is_cached
+
     entries = [Entry(n, "bundled", str(p)) for n, p in bundled().items()]
+    entries += [Entry(n, "zoo" + (" (cached)" if is_cached(z) else ""), z.repo or z.url or "") for n, z in ZOO.items()]
     entries += [Entry(n, "plugin", ep.value) for n, ep in plugins().items()]
     return entries
 
@@ -57,6 +60,13 @@ def load(name_or_path: str | os.PathLike = DEFAULT_TOKENIZER, device: str | torc
     shipped = bundled()
     if text in shipped:
         tok = load_checkpoint(shipped[text], device=device)
+        tok.source = text
+        return tok
+    from .adapters.zoo import resolve
+
+    fetched = resolve(text)  # a zoo name: official weights, fetched once and cached
+    if fetched is not None:
+        tok = load(fetched, device=device)
         tok.source = text
         return tok
     plugin_name, _, spec = text.partition(":")

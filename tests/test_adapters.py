@@ -334,9 +334,10 @@ def test_speechtokenizer(tmp_path):
 
 
 @pytest.mark.parametrize("peer", ["encodec", "dac", "mimi", "snac", "speechtokenizer"])
-def test_local_paths_only(tmp_path, peer):
+def test_a_plugin_without_a_path_asks_for_one(tmp_path, peer):
+    # (`speechtok.load("mimi")`, a zoo name, fetches the official weights: tests/test_zoo.py)
     with pytest.raises(CheckpointError, match="local path"):
-        speechtok.load(peer)
+        speechtok.load(f"{peer}:")
     with pytest.raises(CheckpointError, match="no such file"):
         speechtok.load(f"{peer}:{tmp_path / 'nowhere'}")
 

@@ -56,9 +56,11 @@ def package_version(dist: str) -> str | None:
 
 
 def parse_spec(spec: str | None, peer: str) -> tuple[Path, dict[str, str]]:
-    """`/path/to/checkpoint?q=8` -> (path, {"q": "8"}). Only local paths: nothing is downloaded."""
+    """`/path/to/checkpoint?q=8` -> (path, {"q": "8"}). A local path: fetching by name is the zoo's
+    (`adapters/zoo.py`: `speechtok.load("mimi")`)."""
     if not spec:
-        raise CheckpointError(f"{peer}: give the checkpoint's local path, e.g. speechtok.load('{peer}:/path/to/it')")
+        raise CheckpointError(f"{peer}: give the checkpoint's local path, e.g. speechtok.load('{peer}:/path/to/it'), "
+                              "or a zoo name (speechtok list)")
     text, _, query = spec.partition("?")
     options = dict(item.partition("=")[::2] for item in query.split("&") if item)
     path = Path(text).expanduser()

@@ -1,0 +1,163 @@
+"""The model zoo: names that resolve to official weights, fetched once, cached and verified.
+
+    speechtok.load("mimi")                  # kyutai/mimi from the Hugging Face hub, through the mimi adapter
+    speechtok.load("dac-16khz")             # Descript's release file from GitHub, sha256-checked when known
+    speechtok fetch mimi snac-24khz         # ahead of time, for nodes that are offline
+
+Hub sources go through `huggingface_hub.hf_hub_download` (its cache, `HF_HOME`, `HF_ENDPOINT`, tokens and
+`HF_HUB_OFFLINE`); URL sources through `download_verified` into `$SPEECHTOK_CACHE` (default
+`~/.cache/speechtok`). The fetched path is handed to the entry's adapter (`adapters/<name>.py`), which reads it with
+the safe readers: nothing pickled is ever loaded implicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CheckpointError
+from ..fileio import atomic_path
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    adapter: str  # the plugin that loads the fetched path
+    about: str
+    licence: str
+    sample_rate: int
+    frame_rate: float
+    codebooks: str  # "Q x K" as published
+    kbps: str
+    repo: str | None = None  # a Hugging Face hub repository ...
+    revision: str = "main"
+    files: tuple[str, ...] = ()  # ... and the files the adapter needs, relative to the repository
+    folder: str = ""  # the repository folder the adapter loads (where the files are)
+    url: str | None = None  # or one file at a URL
+    sha256: str | None = None  # the URL file's hash, where the publisher gives one (or we recorded it)
+    options: str = ""  # the adapter's default options, as in `NAME:PATH?options`
+
+
+ZOO: dict[str, ZooEntry] = {e.name: e for e in (
+    ZooEntry("mimi", "mimi", "Kyutai's Mimi (Moshi's codec), semantic-distilled first codebook", "CC-BY-4.0",
+             24000, 12.5, "32 x 2048 (8 used by Moshi)", "1.1 at q=8", repo="kyutai/mimi",
+             files=("config.json", "model.safetensors"), options="q=8"),
+    ZooEntry("encodec-24khz", "encodec", "Meta's EnCodec 24 kHz (transformers layout)", "CC-BY-NC-4.0",
+             24000, 75.0, "32 x 1024", "1.5-24", repo="facebook/encodec_24khz",
+             files=("config.json", "model.safetensors")),
+    ZooEntry("encodec-48khz", "encodec", "Meta's EnCodec 48 kHz stereo (transformers layout)", "CC-BY-NC-4.0",
+             48000, 150.0, "16 x 1024 per 1 s segment", "3-24", repo="facebook/encodec_48khz",
+             files=("config.json", "model.safetensors")),
+    ZooEntry("snac-24khz", "snac", "SNAC 24 kHz: three codebooks at 12, 23 and 47 Hz", "MIT", 24000, 47.0,
+             "3 x 4096", "0.98", repo="hubertsiuzdak/snac_24khz", files=("config.json", "pytorch_model.bin")),
+    ZooEntry("speechtokenizer", "speechtokenizer", "SpeechTokenizer (HuBERT-average teacher): RVQ-1 semantic",
+             "Apache-2.0", 16000, 50.0, "8 x 1024", "4", repo="fnlp/SpeechTokenizer",
+             files=("speechtokenizer_hubert_avg/config.json", "speechtokenizer_hubert_avg/SpeechTokenizer.pt"),
+             folder="speechtokenizer_hubert_avg"),
+    ZooEntry("dac-16khz", "dac", "Descript Audio Codec 16 kHz", "MIT", 16000, 50.0, "12 x 1024", "6",
+             url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.5/weights_16khz.pth"),
+    ZooEntry("dac-24khz", "dac", "Descript Audio Codec 24 kHz", "MIT", 24000, 75.0, "32 x 1024", "24",
+             url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.4/weights_24khz.pth"),
+    ZooEntry("dac-44khz", "dac", "Descript Audio Codec 44.1 kHz", "MIT", 44100, 86.1, "9 x 1024", "7.8",
+             url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.1/weights.pth"),
+)}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SPEECHTOK_CACHE") or Path.home() / ".cache" / "speechtok").expanduser()
+
+
+def resolve(name: str) -> str | None:
+    """`mimi` or `mimi?q=4` -> the adapter spec of its fetched files (`mimi:/cache/...?q=4`); None if not a zoo
+    name. Fetches what is not cached yet."""
+    base, _, query = name.partition("?")
+    entry = ZOO.get(base)
+    if entry is None:
+        return None
+    options = query or entry.options
+    return f"{entry.adapter}:{fetch(entry)}" + (f"?{options}" if options else "")
+
+
+def fetch(entry: ZooEntry) -> Path:
+    """The local path of an entry's files (a folder, or the one file), downloaded and verified if need be."""
+    if entry.url is not None:
+        return download_verified(entry.url, cache_root() / "zoo" / entry.name / Path(entry.url).name, entry.sha256,
+                                 entry.name)
+    return _hub_files(entry)
+
+
+def is_cached(entry: ZooEntry) -> bool:
+    if entry.url is not None:
+        return (cache_root() / "zoo" / entry.name / Path(entry.url).name).is_file()
+    from huggingface_hub import try_to_load_from_cache
+
+    return all(isinstance(try_to_load_from_cache(entry.repo, f, revision=entry.revision), str) for f in entry.files)
+
+
+def _hub_files(entry: ZooEntry) -> Path:
+    """Each file from the Hugging Face cache when it is there (no request at all), else downloaded into it."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    paths = []
+    offline = _offline()
+    for name in entry.files:
+        cached = try_to_load_from_cache(entry.repo, name, revision=entry.revision)
+        if isinstance(cached, str):
+            paths.append(Path(cached))
+            continue
+        try:
+            paths.append(Path(hf_hub_download(entry.repo, name, revision=entry.revision, local_files_only=offline,
+                                              endpoint=os.environ.get("HF_ENDPOINT") or None)))
+        except LocalEntryNotFoundError:
+            raise CheckpointError(
+                f"{entry.name}: {entry.repo}/{name} is not in the Hugging Face cache and the hub cannot be reached "
+                f"(offline, or HF_HUB_OFFLINE=1); run `speechtok fetch {entry.name}` where there is a network (same "
+                f"HF_HOME), or load a local copy: {entry.adapter}:/path/to/it") from None
+        except OSError as e:  # HTTP errors (a missing file, a gated repository) are OSErrors in huggingface_hub
+            raise CheckpointError(f"{entry.name}: cannot fetch {entry.repo}/{name} ({' '.join(str(e).split())[:200]})"
+                                  ) from None
+    return paths[0].parent if not entry.folder else _folder(paths[0], entry.files[0], entry.folder)
+
+
+def _folder(first: Path, relative: str, folder: str) -> Path:
+    """The snapshot folder `folder` from one file's path in it (files of one revision share a snapshot)."""
+    snapshot = first
+    for _ in Path(relative).parts:
+        snapshot = snapshot.parent
+    return snapshot / folder
+
+
+def download_verified(url: str, target: Path, sha256: str | None, what: str) -> Path:
+    """`url` -> `target` once: streamed to a temp file beside it, checked against `sha256` (when given), then
+    renamed; an interrupted or mismatching download leaves no file that later passes for complete."""
+    if target.is_file():
+        return target
+    if _offline():
+        raise CheckpointError(f"{what}: {target} is not cached and downloads are off (offline); run `speechtok "
+                              f"fetch {what}` where there is a network, or copy the file from {url} there")
+    digest = hashlib.sha256()
+    try:
+        with atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
+            expected = response.headers.get("Content-Length")
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                f.write(chunk)
+            if expected is not None and f.tell() != int(expected):
+                raise CheckpointError(f"{what}: {url} ended after {f.tell()} of {expected} bytes; nothing was kept")
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise CheckpointError(f"{what}: {url} has sha256 {digest.hexdigest()}, not the published {sha256}; "
+                                      "nothing was kept")
+    except (OSError, http.client.HTTPException) as e:  # a refused or cut connection
+        raise CheckpointError(f"{what}: cannot download {url} ({' '.join(str(e).split())[:200] or type(e).__name__})"
+                              "; nothing was kept") from None
+    return target
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE (read at each call, not at import as huggingface_hub does) or SPEECHTOK_OFFLINE."""
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "SPEECHTOK_OFFLINE"))

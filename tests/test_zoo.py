@@ -1,0 +1,180 @@
+"""The model zoo, tested like downloads that really happen: a local HTTP server on 127.0.0.1 serves tiny
+random-weight checkpoints in the official layouts, as a release URL and as the Hugging Face hub's resolve
+endpoint (`HF_ENDPOINT` pointed at it)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import speechtok
+from speechtok.adapters import zoo
+from speechtok.errors import CheckpointError
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class Files(http.server.ThreadingHTTPServer):
+    """Serves `files` {url path: bytes}; `/{repo}/resolve/{revision}/{file}` answers as the hub does (ETag,
+    X-Repo-Commit, Content-Length). `cut` {path: n} sends n bytes of a file and closes (a dropped connection)."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.cut: dict[str, int] = {}
+        self.requests: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def hub(self, repo: str, folder: Path) -> None:
+        for f in folder.rglob("*"):
+            if f.is_file():
+                self.files[f"/{repo}/resolve/main/{f.relative_to(folder).as_posix()}"] = f.read_bytes()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_HEAD(self):
+        self._answer(body=False)
+
+    def do_GET(self):
+        self._answer(body=True)
+
+    def _answer(self, body: bool) -> None:
+        server: Files = self.server
+        server.requests.append(f"{self.command} {self.path}")
+        data = server.files.get(self.path.split("?")[0])
+        if data is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.end_headers()
+        if body:
+            self.wfile.write(data[: server.cut.get(self.path, len(data))])
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def server():
+    srv = Files()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+
+
+# -- a release file at a URL (DAC) ---------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def dac_release(server, tmp_path, monkeypatch):
+    """The dac-16khz entry pointed at a tiny random DAC in the release's layout, served locally."""
+    from .test_adapters import _dac
+
+    _, file = _dac(tmp_path)
+    data = file.read_bytes()
+    server.files["/release/weights_16khz.pth"] = data
+    entry = zoo.ZooEntry(**{**zoo.ZOO["dac-16khz"].__dict__, "url": f"{server.url}/release/weights_16khz.pth",
+                            "sha256": hashlib.sha256(data).hexdigest()})
+    monkeypatch.setitem(zoo.ZOO, "dac-16khz", entry)
+    monkeypatch.setenv("SPEECHTOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return file, tmp_path / "cache" / "zoo" / "dac-16khz" / "weights_16khz.pth"
+
+
+def test_a_release_is_downloaded_once_and_loads_as_the_local_file(server, dac_release):
+    pytest.importorskip("dac")
+    local, cached = dac_release
+    tok = speechtok.load("dac-16khz")
+    assert cached.read_bytes() == local.read_bytes() and len(server.requests) == 1
+    again = speechtok.load("dac-16khz")
+    assert len(server.requests) == 1  # the cache answered
+    wav = torch.randn(1, 8000) * 0.1
+    assert torch.equal(again.encode(wav, 16000).codes, speechtok.load(f"dac:{local}").encode(wav, 16000).codes)
+    assert tok.source == "dac-16khz"
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "cut"])
+def test_a_bad_download_leaves_nothing(server, dac_release, fault):
+    _, cached = dac_release
+    path = "/release/weights_16khz.pth"
+    if fault == "corrupt":
+        server.files[path] = b"x" + server.files[path][1:]
+    else:
+        server.cut[path] = 1000
+    words = "not the published" if fault == "corrupt" else "nothing was kept"
+    with pytest.raises(CheckpointError, match=words):
+        speechtok.load("dac-16khz")
+    assert not cached.exists() and not list(cached.parent.glob(".*.tmp"))
+
+
+def test_offline_without_a_cached_release_is_one_line(dac_release, monkeypatch):
+    monkeypatch.setenv("SPEECHTOK_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="not cached and downloads are off") as e:
+        speechtok.load("dac-16khz")
+    assert "\n" not in str(e.value) and "speechtok fetch dac-16khz" in str(e.value)
+
+
+# -- the Hugging Face hub (Mimi) -----------------------------------------------------------------------------
+
+
+def _load_mimi(server, hf_home: Path, offline: bool = False) -> subprocess.CompletedProcess:
+    """`speechtok.load("mimi?q=3")` in a fresh process (huggingface_hub reads its environment at import)."""
+    env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(hf_home), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env.pop("HF_HUB_OFFLINE", None)
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    code = ("import speechtok, json; t = speechtok.load('mimi?q=3'); "
+            "print(json.dumps([t.num_codebooks, t.codebook_size, t.source]))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_hub_checkpoint_is_fetched_cached_and_used_offline(server, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.MimiConfig(hidden_size=64, num_filters=8, codebook_dim=32,
+                                  vector_quantization_hidden_dimension=32, codebook_size=64, num_quantizers=4,
+                                  num_hidden_layers=2, intermediate_size=128, num_attention_heads=4,
+                                  num_key_value_heads=4, head_dim=16, sliding_window=50, upsample_groups=64)
+    transformers.MimiModel(cfg).save_pretrained(tmp_path / "mimi")
+    server.hub("kyutai/mimi", tmp_path / "mimi")
+    hf_home = tmp_path / "hf"
+    first = _load_mimi(server, hf_home)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == [3, 64, "mimi?q=3"]
+    assert any(r.startswith("GET /kyutai/mimi/resolve/main/model.safetensors") for r in server.requests)
+    before = len(server.requests)
+    second = _load_mimi(server, hf_home)
+    assert second.returncode == 0, second.stderr
+    assert len(server.requests) == before  # cached: no request at all
+    offline = _load_mimi(server, hf_home, offline=True)
+    assert offline.returncode == 0, offline.stderr
+    # offline with an empty cache: one line that names the way out
+    empty = _load_mimi(server, tmp_path / "empty-hf", offline=True)
+    assert empty.returncode != 0
+    assert "not in the Hugging Face cache" in empty.stderr and "speechtok fetch mimi" in empty.stderr
+
+
+def test_the_zoo_lists_with_the_bundled_and_fetch_refuses_unknown_names(capsys):
+    from speechtok.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "mimi\tzoo" in out and "dac-16khz\tzoo" in out and "speechtok-codec-16k\tbundled" in out
+    assert main(["fetch", "no-such-codec"]) == 1
