@@ -218,6 +218,7 @@ def test_a_cut_latest_checkpoint_falls_back_to_the_previous_one(corpus, tmp_path
     latest.write_bytes(latest.read_bytes()[:5000])
     trainer = load_run(run)
     assert trainer.step == 2
+    assert len(_lines(run / "log.csv")) == 4  # exporting changes nothing in the run
     assert any("step-00000004.pt: unreadable training checkpoint" in m for m in warnings_of(caplog))
     assert cli(caplog, "export", run, "-o", tmp_path / "ckpt")[0] == 0
 

@@ -115,7 +115,11 @@ class Trainer:
             self._check_resume_recipe()
             checkpoints.remove_stale_temps(self.run_dir)
             write_text(self.run_dir / "recipe.yaml", yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
-        if not self.resume() and self.cfg.init_from:
+        resumed = self.resume()
+        if resumed and main:  # rows past the checkpoint's step: this job logs those steps again
+            for name in ("log.csv", "validation.csv"):
+                drop_rows_after(self.run_dir / name, self.step)
+        if not resumed and self.cfg.init_from:
             self.task.init_from(Path(self.cfg.init_from))
             if self.ema is not None:
                 self.ema = EMA(self.task.modules()[self.task.export_group], self.cfg.ema_decay, self.cfg.ema_start)
@@ -326,8 +330,7 @@ class Trainer:
 
     def resume(self, path: Path | None = None) -> bool:
         """Load `path`, or the run's latest readable checkpoint (an unreadable one, cut by a kill or a full disk,
-        is skipped with a warning). Rows of log.csv and validation.csv past its step are dropped: the resumed
-        job logs those steps again."""
+        is skipped with a warning)."""
         if path is None:
             found = checkpoints.latest_readable(self.run_dir)
             if found is None:
@@ -347,9 +350,6 @@ class Trainer:
         checkpoints.set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.seconds_before = float(state.get("seconds", 0.0))
-        if self.dist.is_main:
-            for name in ("log.csv", "validation.csv"):
-                drop_rows_after(self.run_dir / name, self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
