@@ -20,7 +20,7 @@ from . import __version__
 from .config import to_dict
 from .errors import CheckpointError
 from .fileio import atomic_path, read_json, read_state, write_text  # noqa: F401  (read_*: re-exported)
-from .nn import fold_weight_norm
+from .layers import fold_weight_norm
 
 if TYPE_CHECKING:  # a checkpoint is written from a Tokenizer; loading one is models.loading's
     from .tokenizer import Tokenizer

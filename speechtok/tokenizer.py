@@ -19,7 +19,7 @@ from .codecs.base import Encoder
 from .codes import Codes
 from .config import config_hash
 from .errors import ArgumentError, AudioError, CodesError
-from .nn import lengths_to_mask
+from .layers import lengths_to_mask
 from .quantizers.base import Quantizer
 from .vocoders.base import Decoder
 

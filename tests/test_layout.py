@@ -11,9 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speechtok"
 BUILDING_BLOCKS = ("speechtok.codecs", "speechtok.quantizers", "speechtok.vocoders", "speechtok.layers")
 ABOVE_THE_API = ("speechtok.training", "speechtok.eval", "speechtok.cli", "speechtok.commands",
                  "speechtok.pretokenize", "speechtok.lm", "speechtok.export")
-# issue 22 asks for 10; the models layer took families.py and hybrid.py out (22 -> 20). A ratchet until the rest
-# (pretokenize/, layers/, ...) moves: the root may shrink, never grow.
-MAX_ROOT_MODULES = 20
+# issue 22 asks for 10; the models layer took families.py and hybrid.py out, layers/ took nn.py and nn_seanet.py
+# (22 -> 18). A ratchet until the rest
+# (pretokenize/, ...) moves: the root may shrink, never grow.
+MAX_ROOT_MODULES = 18
 
 
 def module_name(path: Path) -> str:
@@ -99,8 +100,10 @@ def test_loading_a_tokenizer_imports_no_training_eval_or_cli_code():
 
 
 def test_checkpoint_files_import_no_model():
+    # layers/ is allowed: saving folds weight norm with its generic helper
+    blocks = tuple(b for b in BUILDING_BLOCKS if b != "speechtok.layers")
     pulled = sorted(m for m in closure("speechtok.checkpoint")
-                    if within(m, ("speechtok.models", "speechtok.tokenizer", *BUILDING_BLOCKS)))
+                    if within(m, ("speechtok.models", "speechtok.tokenizer", *blocks)))
     assert not pulled, f"speechtok.checkpoint imports {pulled}"
 
 

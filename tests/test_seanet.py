@@ -1,7 +1,7 @@
 import torch
 
 from speechtok.codecs.seanet import SEANetConfig, SEANetEncoder
-from speechtok.nn import _mask_past_, lengths_to_mask, zero_past_
+from speechtok.layers import _mask_past_, lengths_to_mask, zero_past_
 
 
 def tiny(**kw) -> SEANetEncoder:

@@ -12,8 +12,8 @@ from torch import Tensor
 
 from ..config import to_dict
 from ..errors import CheckpointError
+from ..layers.seanet import fold_weight_norm_keys
 from ..models.speechtokenizer import HybridTokenizer, build_speechtokenizer
-from ..nn_seanet import fold_weight_norm_keys
 
 
 def load_speechtokenizer_release(config_path: str | os.PathLike, ckpt_path: str | os.PathLike,

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..errors import CheckpointError
 from ..fileio import read_json
-from ..nn import folded_weight
+from ..layers import folded_weight
 from .hubert import HubertConfig, HubertModel
 
 # Everything a fairseq HuBERT checkpoint may hold besides tensors and containers: its `args` namespace.

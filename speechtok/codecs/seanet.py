@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..nn import PaddedConv1d, lengths_to_mask
+from ..layers import PaddedConv1d, lengths_to_mask
 from .base import Encoder
 
 

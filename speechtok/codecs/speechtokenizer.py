@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn_seanet import SLSTM, SConv1d, SEANetResnetBlock
+from ..layers.seanet import SLSTM, SConv1d, SEANetResnetBlock
 from .base import Encoder
 
 

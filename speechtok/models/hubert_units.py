@@ -17,7 +17,7 @@ from torch import Tensor
 from ..codecs.hubert import HubertConfig, HubertEncoder
 from ..codes import Codes
 from ..config import from_dict
-from ..nn import lengths_to_mask
+from ..layers import lengths_to_mask
 from ..quantizers.kmeans import KMeans, KMeansConfig
 from ..tokenizer import Tokenizer
 from ..vocoders.base import Decoder

@@ -1,6 +1,6 @@
 """Mixed precision for the training loop: `auto` (bf16 on a GPU that has it, else fp32), `fp32` (off), `bf16`
 autocast (no loss scaling needed), or `fp16` autocast with a dynamic loss scaler. The spectral parts (STFT, ISTFT,
-log-mel) run in float32 whatever the setting (see `speechtok.nn.autocast_off`); weights and optimizer states stay
+log-mel) run in float32 whatever the setting (see `speechtok.layers.autocast_off`); weights and optimizer states stay
 float32."""
 
 from __future__ import annotations

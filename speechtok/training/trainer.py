@@ -33,7 +33,7 @@ import yaml
 from torch import Tensor
 
 from ..fileio import atomic_path, write_text
-from ..nn import autocast_off
+from ..layers import autocast_off
 from . import checkpoints, distributed
 from .data import batches
 from .ema import EMA

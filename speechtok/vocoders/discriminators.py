@@ -18,7 +18,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from ..nn import autocast_off
+from ..layers import autocast_off
 
 LRELU_SLOPE = 0.1  # HiFi-GAN's
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..nn import autocast_off
+from ..layers import autocast_off
 from .base import Decoder
 from .gan import ConvNeXtBlock
 from .istft import ISTFT

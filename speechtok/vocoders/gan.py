@@ -13,7 +13,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..nn import autocast_off
+from ..layers import autocast_off
 from .base import Decoder
 from .istft import ISTFT
 

@@ -1,5 +1,5 @@
 """The SEANet decoder of EnCodec and SpeechTokenizer: a conv, an LSTM, then transposed-conv upsampling blocks with
-residual units, in the official module layout (so released checkpoints load 1:1; see speechtok/nn_seanet.py)."""
+residual units, in the official module layout (so released checkpoints load 1:1; see speechtok/layers/seanet.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..nn_seanet import SLSTM, SConv1d, SConvTranspose1d, SEANetResnetBlock
+from ..layers.seanet import SLSTM, SConv1d, SConvTranspose1d, SEANetResnetBlock
 from .base import Decoder
 
 

@@ -12,9 +12,9 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 
 from ...config import from_dict
+from ...layers import fold_weight_norm
 from ...models import FAMILIES
 from ...models.loading import load_checkpoint
-from ...nn import fold_weight_norm
 from ...tokenizer import Tokenizer
 from ...vocoders.discriminators import DiscriminatorConfig
 from .gan import GAN_WEIGHTS, GANTask

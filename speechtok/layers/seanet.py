@@ -14,7 +14,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .nn import folded_weight, maybe_weight_norm
+from . import folded_weight, maybe_weight_norm
 
 
 class _Conv(nn.Module):  # the official NormConv1d wrapper: one level of nesting, `conv`
