@@ -45,23 +45,30 @@ def score_baseline(model: str, run_dir: Path) -> dict:
     return {"step": 0.0, "train_seconds": 0.0, **result.metrics}
 
 
-def plot(curves: dict[str, list[dict]], baseline: dict | None, path: Path, machine: str) -> None:
+def plot(curves: dict[str, list[dict]], baseline: dict | None, path: Path, machine: str,
+         reference: bool = False) -> None:
+    """`reference`: the runs started from scratch, so the baseline is a dashed line to beat, not their minute 0."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, key, label in zip(axes, COLUMNS, ("dev PESQ-wb", "dev STOI", "dev F0 RMSE (cents)")):
+    keys = [k for k in COLUMNS[:3] if any(k in r for rows in curves.values() for r in rows)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.8), squeeze=False)
+    titles = {"val/pesq_wb": "dev PESQ-wb", "val/stoi": "dev STOI", "val/f0_rmse_cents": "dev F0 RMSE (cents)"}
+    for ax, key in zip(axes[0], keys):
+        label = titles[key]
         for name, rows in curves.items():
             pts = [(r["train_seconds"] / 60, r[key]) for r in rows if key in r]
-            if baseline is not None and key in baseline and not name.startswith("flow"):
+            if baseline is not None and key in baseline and not name.startswith("flow") and not reference:
                 pts = [(0.0, baseline[key]), *pts]
             ax.plot(*zip(*pts), marker="o", ms=3, label=name)
+        if reference and baseline is not None and key in baseline:
+            ax.axhline(baseline[key], ls="--", color="gray", label="baseline (bundled)")
         ax.set_xlabel("training minutes (validation excluded)")
         ax.set_title(label)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8)
     fig.suptitle(f"codec recipe A/B at equal wall time, 1 thread each, {machine}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -72,6 +79,8 @@ def main() -> int:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="output path without extension")
     p.add_argument("--baseline", help="the checkpoint the codec runs start from, scored as minute 0")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="the runs did not start from --baseline: draw it as a reference line")
     p.add_argument("--machine", default=f"{platform.processor() or platform.machine()}, 2 cores shared by 2 runs")
     args = p.parse_args()
     curves = {run.name.removeprefix("ab-"): read_curve(run) for run in args.runs}
@@ -86,7 +95,7 @@ def main() -> int:
             w.writerow([name, int(r["step"]), f"{r['train_seconds'] / 60:.1f}",
                         *(f"{r[k]:.4f}" if k in r else "" for k in COLUMNS)])
     print(open(args.output.with_suffix(".csv")).read(), end="")
-    plot(curves, baseline, args.output.with_suffix(".png"), args.machine)
+    plot(curves, baseline, args.output.with_suffix(".png"), args.machine, reference=args.from_scratch)
     return 0
 
 
