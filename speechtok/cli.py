@@ -374,6 +374,16 @@ def _tokenizer_for(codes, model: str | None, device, cache: dict, source: Path):
 
 
 def _run_jobs(jobs, work, verb: str, tokenizer, output: str | None) -> int:
+    """`_run_each`, and on Ctrl-C / SIGTERM the temp files of the planned outputs removed: a signal can land
+    between a temp file's creation and the code that would delete it."""
+    try:
+        return _run_each(jobs, work, verb, tokenizer, output)
+    except KeyboardInterrupt:
+        remove_stale_temps([job.target for job in jobs])
+        raise
+
+
+def _run_each(jobs, work, verb: str, tokenizer, output: str | None) -> int:
     """Run each job (`work(job)` -> (what was written, seconds of audio)); a failing one is logged in one line and
     the rest go on. On success one line says what was written: the file for one job, the count for several
     (`tokenizer` is the name, or a callable giving it once the work is done). Exit code 1 if any failed."""

@@ -114,9 +114,10 @@ class Codes:
                 _WRITERS[fmt](tmp, arr, meta)
             return path
         # two files, both written in full before either replaces anything (a full disk fails here, clobbering
-        # nothing); the sidecar names its codes, so a kill between the two renames leaves a pair that is refused
+        # nothing), the sidecar renamed first; it names its codes, so a kill between the two renames leaves a
+        # pair that is refused, or a sidecar without codes, never codes read with another file's metadata
         meta["codes_sha256"] = codes_digest(arr)
-        with atomic_path(sidecar(path)) as side_tmp, atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, atomic_path(sidecar(path)) as side_tmp:
             _WRITERS[fmt](tmp, arr, meta)
             side_tmp.write_text(json.dumps(meta, indent=2))
         return path
