@@ -278,16 +278,26 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from .adapters.zoo import ZOO
     from .registry import available
 
-    entries = [{"name": e.name, "kind": e.kind, "where": e.where} for e in available()]
+    entries = [{"name": e.name, "kind": e.kind, "where": e.where,
+                **(_zoo_facts(ZOO[e.name]) if e.kind.startswith("zoo") else {})} for e in available()]
     if args.json:
         print(json.dumps(entries, indent=2))
     elif not entries:
         log.warning("no tokenizers available: no bundled checkpoint and no plugin installed")
     for e in [] if args.json else entries:
-        print(f"{e['name']}\t{e['kind']}\t{e['where']}")
+        facts = (f"\t{e['sample_rate'] / 1000:g} kHz, {e['frame_rate']:g} frames/s, {e['codebooks']}, "
+                 f"kbps {e['kbps']}, {e['licence']}") if "licence" in e else ""
+        print(f"{e['name']}\t{e['kind']}\t{e['where']}{facts}")
     return 0
+
+
+def _zoo_facts(entry) -> dict:
+    """What a zoo entry publishes (rate, frame rate, codebooks, bitrate, licence), for `speechtok list`."""
+    return {"about": entry.about, "sample_rate": entry.sample_rate, "frame_rate": entry.frame_rate,
+            "codebooks": entry.codebooks, "kbps": entry.kbps, "licence": entry.licence}
 
 
 def cmd_train(args: argparse.Namespace) -> int:

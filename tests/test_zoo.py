@@ -177,4 +177,8 @@ def test_the_zoo_lists_with_the_bundled_and_fetch_refuses_unknown_names(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "mimi\tzoo" in out and "dac-16khz\tzoo" in out and "speechtok-codec-16k\tbundled" in out
+    assert "mimi\tzoo\tkyutai/mimi\t24 kHz, 12.5 frames/s, 32 x 2048" in out and "CC-BY-4.0" in out
+    assert main(["list", "--json"]) == 0
+    rows = {(r["name"], r["kind"].split()[0]): r for r in json.loads(capsys.readouterr().out)}
+    assert rows[("dac-16khz", "zoo")]["licence"] == "MIT" and "licence" not in rows[("dac", "plugin")]
     assert main(["fetch", "no-such-codec"]) == 1

@@ -335,7 +335,7 @@ def _html_samples(group: Group, site: Path, copied: dict[Path, str], limit: int)
 def _audio(src: str | None) -> str:
     if src is None:
         return "—"
-    return f'<audio controls preload="none" src="{html.escape(src)}"></audio>'
+    return f'<audio controls preload="metadata" src="{html.escape(src)}"></audio>'
 
 
 def _html_page(groups: Sequence[Group], plots: dict[str, str], samples_html: dict[str, str]) -> str:
