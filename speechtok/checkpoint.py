@@ -87,7 +87,7 @@ def read_config(directory: Path) -> dict:
 
 def check_layout(skeleton: Tokenizer, headers: dict[str, tuple[str, list[int]]], directory: Path) -> None:
     """Every tensor the config needs is in the weights, with its shape and kind (float or integer)."""
-    expected = {k: v for k, v in skeleton.state_dict().items()}
+    expected = skeleton.state_dict()
     derived = skeleton.quantizer.derived_state_suffixes
     missing, unexpected = _key_diff(expected, headers)
     missing = [k for k in missing if not k.endswith(derived)]

@@ -197,7 +197,6 @@ def cmd_encode(args: argparse.Namespace) -> int:
         log.error("no audio files found in %s", " ".join(args.inputs))
         return 1
     check_targets(jobs, AUDIO_EXTENSIONS, CODES_NOT_AUDIO)
-    remove_stale_temps([job.target for job in jobs])  # a killed run's half-written files
     tok = load(args.model, device=args.device)
     n_q = tok._check_n_q(args.n_q)  # once, not once a file
     if args.dedup:
@@ -234,7 +233,6 @@ def cmd_decode(args: argparse.Namespace) -> int:
     check_targets(jobs, CODES_SUFFIXES, AUDIO_NOT_CODES)
     if not args.overwrite and not _spares_recordings(jobs):
         return 1
-    remove_stale_temps([job.target for job in jobs])
     models: dict[str, object] = {}
     sampling = {k: v for k, v in (("steps", args.steps), ("method", args.method)) if v is not None}
 
@@ -384,12 +382,14 @@ def _tokenizer_for(codes, model: str | None, device, cache: dict, source: Path):
 
 
 def _run_jobs(jobs, work, verb: str, tokenizer, output: str | None) -> int:
-    """`_run_each`, and on Ctrl-C / SIGTERM the temp files of the planned outputs removed: a signal can land
-    between a temp file's creation and the code that would delete it."""
+    """`_run_each` between two sweeps of the planned outputs' temp files: those a killed earlier run left, and,
+    on Ctrl-C / SIGTERM, this run's (a signal can land between a temp file's creation and its cleanup)."""
+    targets = [job.target for job in jobs]
+    remove_stale_temps(targets)
     try:
         return _run_each(jobs, work, verb, tokenizer, output)
     except KeyboardInterrupt:
-        remove_stale_temps([job.target for job in jobs])
+        remove_stale_temps(targets)
         raise
 
 

@@ -693,7 +693,6 @@ def _table(rows: list[tuple], meta: dict, dedup: bool):
 
 def _lm_columns(codes: list[np.ndarray], lm: dict) -> dict:
     """`input_ids` of each row in the dataset's pattern and vocabulary (and `input_durations` for units)."""
-
     pattern, vocab = get_pattern(lm["pattern"]), LMVocab.from_dict(lm["vocab"])
     tokens = [pattern.encode(c, vocab) for c in codes]
     ids = [t.ids.astype(np.int32) for t in tokens]

@@ -55,11 +55,15 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device | N
     directory = Path(directory)
     meta = read_config(directory)
     headers = tensor_headers(weight_files(directory))
-    _, cfg = parse_config(meta, directory / CONFIG_NAME)
+    family, cfg = parse_config(meta, directory / CONFIG_NAME)
     _check_config_hash(meta, config_hash(cfg), directory / CONFIG_NAME)
+
+    def build() -> Tokenizer:  # lean modules (inference=True): nothing trains a load
+        return family.build(cfg, name=meta.get("name"), inference=True)
+
     if meta.get("config_hash") is None:  # a hand-written config: its sizes are checked before anything is allocated
-        _check_layout_on_meta_device(meta, headers, directory)
-    tok = build_from_config(meta, directory / CONFIG_NAME, inference=True)  # lean modules: nothing trains a load
+        _check_layout_on_meta_device(build, headers, directory)
+    tok = build()
     check_layout(tok, headers, directory)
     expected = tok.state_dict()
     state = {k: v.to(expected[k].dtype) if k in expected and v.is_floating_point() else v
@@ -82,13 +86,13 @@ def _check_config_hash(meta: dict, computed: str, path: Path) -> None:
                               f"saved with config {stored}; restore the original config.json")
 
 
-def _check_layout_on_meta_device(meta: dict, headers: dict, directory: Path) -> None:
-    """`_check_layout` on modules built on the meta device (no memory: a codebook of 2^40 is refused, not
+def _check_layout_on_meta_device(build, headers: dict, directory: Path) -> None:
+    """`check_layout` on modules built (`build()`) on the meta device (no memory: a codebook of 2^40 is refused, not
     allocated). Slower to build (torch imports its compiler for some ops there), so only for configs that carry
     no hash of their own."""
     try:
         with torch.device("meta"):
-            skeleton = build_from_config(meta, directory / CONFIG_NAME, inference=True)
+            skeleton = build()
     except (RuntimeError, NotImplementedError):  # a module that reads values while it builds (FSQ's levels)
         return
     check_layout(skeleton, headers, directory)

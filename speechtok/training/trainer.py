@@ -184,7 +184,7 @@ class Trainer:
                 if self.dist.enabled:
                     means = distributed.mean_over_ranks(means, self.device)
                 if main:
-                    self._log_row({**lrs, **means}, time.time() - start, writer)
+                    self._log_row({**lrs, **means}, writer)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k.endswith(("mel", "generator"))})
                 sums.clear()
                 count = 0
@@ -353,9 +353,8 @@ class Trainer:
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
-    def _log_row(self, values: dict[str, float], elapsed: float, writer) -> None:
-        seconds = self.seconds_before + elapsed
-        append_csv(self.run_dir / "log.csv", {"step": self.step, "seconds": round(seconds, 2), **values})
+    def _log_row(self, values: dict[str, float], writer) -> None:
+        append_csv(self.run_dir / "log.csv", {"step": self.step, "seconds": round(self.seconds(), 2), **values})
         if writer is not None:
             for key, value in values.items():
                 writer.add_scalar(key, value, self.step)
