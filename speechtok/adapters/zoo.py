@@ -35,8 +35,7 @@ class ZooEntry:
     kbps: str
     repo: str | None = None  # a Hugging Face hub repository ...
     revision: str = "main"
-    files: tuple[str, ...] = ()  # ... and the files the adapter needs, relative to the repository
-    folder: str = ""  # the repository folder the adapter loads (where the files are)
+    files: tuple[str, ...] = ()  # ... and the files the adapter needs, in one folder of the repository (loaded)
     url: str | None = None  # or one file at a URL
     sha256: str | None = None  # the URL file's hash, where the publisher gives one (or we recorded it)
     options: str = ""  # the adapter's default options, as in `NAME:PATH?options`
@@ -56,8 +55,7 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
              "3 x 4096", "0.98", repo="hubertsiuzdak/snac_24khz", files=("config.json", "pytorch_model.bin")),
     ZooEntry("speechtokenizer", "speechtokenizer", "SpeechTokenizer (HuBERT-average teacher): RVQ-1 semantic",
              "Apache-2.0", 16000, 50.0, "8 x 1024", "4", repo="fnlp/SpeechTokenizer",
-             files=("speechtokenizer_hubert_avg/config.json", "speechtokenizer_hubert_avg/SpeechTokenizer.pt"),
-             folder="speechtokenizer_hubert_avg"),
+             files=("speechtokenizer_hubert_avg/config.json", "speechtokenizer_hubert_avg/SpeechTokenizer.pt")),
     ZooEntry("dac-16khz", "dac", "Descript Audio Codec 16 kHz", "MIT", 16000, 50.0, "12 x 1024", "6",
              url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.5/weights_16khz.pth"),
     ZooEntry("dac-24khz", "dac", "Descript Audio Codec 24 kHz", "MIT", 24000, 75.0, "32 x 1024", "24",
@@ -121,15 +119,7 @@ def _hub_files(entry: ZooEntry) -> Path:
         except OSError as e:  # HTTP errors (a missing file, a gated repository) are OSErrors in huggingface_hub
             raise CheckpointError(f"{entry.name}: cannot fetch {entry.repo}/{name} ({' '.join(str(e).split())[:200]})"
                                   ) from None
-    return paths[0].parent if not entry.folder else _folder(paths[0], entry.files[0], entry.folder)
-
-
-def _folder(first: Path, relative: str, folder: str) -> Path:
-    """The snapshot folder `folder` from one file's path in it (files of one revision share a snapshot)."""
-    snapshot = first
-    for _ in Path(relative).parts:
-        snapshot = snapshot.parent
-    return snapshot / folder
+    return paths[0].parent  # the files' folder in the revision's snapshot
 
 
 def download_verified(url: str, target: Path, sha256: str | None, what: str) -> Path:
