@@ -226,12 +226,13 @@ def _child(args, tok: Tokenizer, files: list[Path]) -> None:
 def _read_only(tok: Tokenizer, files: list[Path], workers: int, args) -> int:
     """The pipeline's reading alone: its windows (read, resampled, bucketed, padded), no model; the number of
     files."""
-    from speechtok.pretokenize import _make_shards, _windows
+    from speechtok.pretokenize.reading import read_windows
+    from speechtok.pretokenize.shards import make_shards
 
     paths = [str(f) for f in files]
-    shards = _make_shards(paths, paths, range(len(paths)), args.shard_size)
+    shards = make_shards(paths, paths, range(len(paths)), args.shard_size)
     done = 0
-    for _, window in _windows(tok, shards, paths, args.bucket_size, args.batch_seconds, args.max_batch_size,
+    for _, window in read_windows(tok, shards, paths, args.bucket_size, args.batch_seconds, args.max_batch_size,
                               workers, args.read_ahead):
         done += len(window.indices)
     return done

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.malloc == "tuned":
         _reexec_with(ps.MALLOC_TUNABLES)
     elif args.malloc == "speechtok":
-        from speechtok.runtime import tune_malloc
+        from speechtok.runtime.memory import tune_malloc
 
         if not tune_malloc():
             sys.exit("--malloc speechtok: tune_malloc() changed nothing (SPEECHTOK_MALLOC=system, or not glibc)")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    from .runtime import tune_malloc
+    from .runtime.memory import tune_malloc
 
     tune_malloc()
     from .errors import SpeechtokError
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encode the audio a truncated file holds (default: such a file is an error)")
     e.add_argument("--dedup", action="store_true",
                    help="single-codebook units (HuBERT): collapse repeats into runs, written as safetensors with "
-                        "`units` and `run_lengths` (for LM training; speechtok.units.UnitRuns reads them)")
+                        "`units` and `run_lengths` (for LM training; speechtok.lm.unit_runs.UnitRuns reads them)")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="codes files -> audio",
@@ -178,7 +178,7 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from .audio import AUDIO_EXTENSIONS
-    from .inputs import check_targets, names_directory, plan
+    from .corpora.files import check_targets, names_directory, plan
     from .registry import load
 
     if not _output_as_second_positional(args, CODES_SUFFIXES, "codes"):
@@ -200,7 +200,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     tok = load(args.model, device=args.device)
     n_q = tok._check_n_q(args.n_q)  # once, not once a file
     if args.dedup:
-        from .units import deduplicate  # HuBERT's modules: only for units
+        from .lm.unit_runs import deduplicate  # HuBERT's modules: only for units
 
     def encode_one(job) -> tuple[str, float]:
         codes = tok.encode_file(job.source, n_q=n_q, allow_truncated=args.allow_truncated)
@@ -222,7 +222,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def cmd_decode(args: argparse.Namespace) -> int:
     from . import audio
     from .codes import Codes
-    from .inputs import check_targets, plan
+    from .corpora.files import check_targets, plan
 
     if not _output_as_second_positional(args, DECODED_SUFFIXES, "audio"):
         return 2
@@ -316,7 +316,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(recipe, run_dir)
         trainer.fit()
     except (ValueError, FileNotFoundError) as e:  # a bad recipe value found when the task or the data is built
-        from .manifest import MissingFilesError
+        from .corpora.manifest import MissingFilesError
 
         log.debug("traceback", exc_info=True)
         if isinstance(e, MissingFilesError):  # the hint in the CLI's words, not the Python API's
@@ -398,7 +398,7 @@ def _run_each(jobs, work, verb: str, tokenizer, output: str | None) -> int:
     the rest go on. On success one line says what was written: the file for one job, the count for several
     (`tokenizer` is the name, or a callable giving it once the work is done). Exit code 1 if any failed."""
     from .errors import SpeechtokError, one_line, with_source
-    from .progress import progress
+    from .runtime.progress import progress
 
     failed, seconds = 0, 0.0
     bar = progress(jobs, desc=verb, unit="file", disable=len(jobs) < 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import pickle
@@ -126,3 +127,16 @@ def read_converted(path: Path) -> dict:
 def _rebuild(rest: dict) -> dict:
     return {k: v["__value__"] if isinstance(v, dict) and set(v) == {"__value__"} else _rebuild(v)
             for k, v in rest.items()}
+
+
+def checkpoint_identity(files: list[Path]) -> dict:
+    """{path, files, sha256}: the resolved paths and one sha256 over their contents, in the order given, so a
+    results row or a codes file says exactly which checkpoint made it (a name or a path alone does not)."""
+    digest = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    paths = [str(Path(f).resolve()) for f in files]
+    return {"path": paths[0] if len(paths) == 1 else str(Path(paths[0]).parent), "files": paths,
+            "sha256": digest.hexdigest()}

@@ -80,3 +80,22 @@ def load(name_or_path: str | os.PathLike = DEFAULT_TOKENIZER, device: str | torc
     names = ", ".join(e.name for e in available()) or "none"
     raise UnknownTokenizerError(f"{text}: not a checkpoint directory, a bundled tokenizer or a plugin "
                                 f"(available: {names})")
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".json")  # a speechtok checkpoint directory: config, weights, shard index
+
+
+def tokenizer_checkpoint(tok: Tokenizer) -> dict | None:
+    """A loaded tokenizer's checkpoint identity (`fileio.checkpoint_identity`): an adapter's own, or a speechtok
+    checkpoint directory's (by path or bundled name); None for a tokenizer built in memory."""
+    own = getattr(tok, "checkpoint", None)
+    if own:
+        return own
+    from .fileio import checkpoint_identity
+
+    source = tok.source or ""
+    directory = bundled().get(source) or (Path(source) if source and Path(source).is_dir() else None)
+    if directory is None:
+        return None
+    files = sorted(p for p in Path(directory).iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    return checkpoint_identity(files)

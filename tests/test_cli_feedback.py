@@ -12,7 +12,7 @@ import soundfile as sf
 
 from speechtok import Codes
 from speechtok.cli import main
-from speechtok.progress import LineProgress, progress
+from speechtok.runtime.progress import LineProgress, progress
 
 from .conftest import speech
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from speechtok.prefetch import prefetch
+from speechtok.runtime.prefetch import prefetch
 
 
 def test_same_items_in_order_and_produced_ahead():

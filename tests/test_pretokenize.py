@@ -183,11 +183,11 @@ def test_reading_ahead_or_between_passes_writes_the_same_dataset(tiny_ckpt, corp
     """On the CPU each window is read between forward passes by default; reading ahead (a thread, one window ahead)
     writes the very same rows and failures, and both give the clean run's codes (made under other torch threads:
     near ties aside)."""
-    from speechtok import pretokenize as module
+    from speechtok.pretokenize import reading as module
 
     between = []
-    read_between = module._read_between
-    monkeypatch.setattr(module, "_read_between", lambda *a: between.append(a[-1]) or read_between(*a))
+    read_between = module.read_between
+    monkeypatch.setattr(module, "read_between", lambda *a: between.append(a[-1]) or read_between(*a))
     pretokenize(tiny_ckpt, corpus, tmp_path / "default", **SMALL)
     assert between == [torch.get_num_threads()]
     pretokenize(tiny_ckpt, corpus, tmp_path / "ahead", read_ahead=True, **SMALL)
@@ -202,12 +202,13 @@ def test_reading_ahead_or_between_passes_writes_the_same_dataset(tiny_ckpt, corp
 
 def test_threads_read_a_window_in_order(corpus):
     """Several reader threads give the window one thread gives: same items, batches and padded audio."""
-    from speechtok.pretokenize import _AudioFiles, _Bucketer, _read_between
+    from speechtok.pretokenize.batching import Bucketer
+    from speechtok.pretokenize.reading import AudioFiles, read_between
 
     paths = sorted(str(p) for p in corpus.rglob("*") if p.is_file())
-    files, bucketer = _AudioFiles(paths, 16000), _Bucketer(16000, 320, max_samples=40000, max_items=4)
+    files, bucketer = AudioFiles(paths, 16000), Bucketer(16000, 320, max_samples=40000, max_items=4)
     windows = [list(range(0, 8)), list(range(8, len(paths)))]
-    one, three = (list(_read_between(files, bucketer, windows, n)) for n in (1, 3))
+    one, three = (list(read_between(files, bucketer, windows, n)) for n in (1, 3))
     assert [w.indices for w in three] == windows
     for a, b in zip(one, three):
         assert a.failures == b.failures and len(a.batches) == len(b.batches) > 1
@@ -423,11 +424,11 @@ def test_a_window_crosses_from_a_worker_as_one_buffer():
 
     import torch.multiprocessing  # noqa: F401 - registers the shared-memory reductions of tensors
 
-    from speechtok.pretokenize import _Bucketer, _Loaded
+    from speechtok.pretokenize.batching import Bucketer, Loaded
 
     gen = torch.Generator().manual_seed(0)
-    loaded = [_Loaded(i, torch.randn(n, generator=gen), n / 16000) for i, n in enumerate([5000, 9000, 6400, 700])]
-    window = _Bucketer(16000, 320, max_samples=20000, max_items=2)(loaded)
+    loaded = [Loaded(i, torch.randn(n, generator=gen), n / 16000) for i, n in enumerate([5000, 9000, 6400, 700])]
+    window = Bucketer(16000, 320, max_samples=20000, max_items=2)(loaded)
     assert len(window.batches) >= 2
     tensors = []
     pickler_reduce = ForkingPickler._extra_reducers[torch.Tensor]

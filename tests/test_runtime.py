@@ -7,7 +7,7 @@ import pytest
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 @pytest.mark.parametrize("env, expected", [({}, "True"), ({"SPEECHTOK_MALLOC": "system"}, "False")])
 def test_tune_malloc_and_opt_out(env, expected):
-    code = "from speechtok.runtime import tune_malloc; print(tune_malloc())"
+    code = "from speechtok.runtime.memory import tune_malloc; print(tune_malloc())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "PATH": ""},
                          timeout=60)
     assert out.stdout.strip() == expected, out.stderr
@@ -19,7 +19,7 @@ def test_release_free_memory_unmaps_what_tune_malloc_keeps():
     # pages back, so that DataLoader workers forked next do not share them copy-on-write
     code = """
 import numpy as np
-from speechtok.runtime import release_free_memory, tune_malloc
+from speechtok.runtime.memory import release_free_memory, tune_malloc
 def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20
 assert tune_malloc()
 block = np.ones(256 << 18, np.float32); del block

@@ -13,20 +13,18 @@ import soundfile as sf
 import torch
 
 from speechtok.config import from_dict
+from speechtok.corpora import Item, read_manifest
 from speechtok.errors import AudioError
 from speechtok.training import data
 from speechtok.training.data import (
     CropDataset,
     DataConfig,
-    Item,
     PackedCropDataset,
     batches,
-    collect_items,
     epoch_order,
     make_dataset,
     make_loader,
     pack_crops,
-    read_manifest,
 )
 
 from .conftest import DATA, NEEDS_DATA
@@ -126,7 +124,7 @@ def test_shared_manifest_resolves_to_its_parent_and_filters():
     everything = read_manifest(DATA / "fsdd" / "manifest.tsv", splits=("dev",))
     assert len(everything) == 500 and {it.speaker for it in everything} == {"theo"}
     assert everything[0].path == DATA / "fsdd" / "audio" / "theo" / "0_theo_0.flac"
-    items = collect_items(cfg)  # min_seconds None: the segment length
+    items = cfg.items()  # min_seconds None: the segment length
     assert 0 < len(items) < 500 and all(it.duration_s >= 0.5 for it in items)
     ds = CropDataset(items[:3], SR, 8000, seed=0)  # 8 kHz FLAC -> 16 kHz
     first = ds.waveform(0)
@@ -138,13 +136,13 @@ def test_shared_manifest_resolves_to_its_parent_and_filters():
 
 
 def test_directory_scan_and_duration_filter(corpus, tmp_path):
-    items = collect_items(cfg_for(corpus))
+    items = cfg_for(corpus).items()
     assert [it.path.name for it in items] == [f"utt{k}.wav" for k in (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)]
     assert all(it.speaker is None and it.duration_s is None for it in items)
     (tmp_path / "m.tsv").write_text("path\tduration_s\naudio/spk0/utt0.wav\t0.3\naudio/spk1/utt9.wav\t1.2\n")
-    assert [it.path.name for it in collect_items(cfg_for(tmp_path / "m.tsv", min_seconds=None, segment_seconds=1))] \
+    assert [it.path.name for it in cfg_for(tmp_path / "m.tsv", min_seconds=None, segment_seconds=1).items()] \
         == ["utt9.wav"]
-    assert len(collect_items(cfg_for(tmp_path / "m.tsv", corpus))) == 12
+    assert len(cfg_for(tmp_path / "m.tsv", corpus).items()) == 12
 
 
 def test_crop_shape_and_zero_padding(tmp_path):

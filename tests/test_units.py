@@ -12,11 +12,11 @@ import speechtok
 from speechtok.cli import main
 from speechtok.codecs.hubert import HubertConfig
 from speechtok.errors import AudioError, CodesError
+from speechtok.lm.unit_runs import UnitRuns, deduplicate
 from speechtok.models import HubertUnitsConfig, build_hubert_units
 from speechtok.models.hubert_units import UnitTokenizer, hubert_units_from
 from speechtok.quantizers.kmeans import KMeansConfig, save_centroids
 from speechtok.registry import bundled
-from speechtok.units import UnitRuns, deduplicate
 from speechtok.vocoders.gan import VocosConfig
 
 from .conftest import speech

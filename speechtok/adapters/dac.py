@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 
 from ..errors import CheckpointError
-from ..identity import checkpoint_identity
+from ..fileio import checkpoint_identity
 from .base import (
     PeerConfig,
     PeerParts,

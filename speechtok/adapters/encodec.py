@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..identity import checkpoint_identity
+from ..fileio import checkpoint_identity
 from .base import (
     PeerConfig,
     PeerParts,

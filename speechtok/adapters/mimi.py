@@ -8,7 +8,7 @@ is the semantic one, so N >= 1 is always valid).
 from __future__ import annotations
 
 from ..errors import CheckpointError
-from ..identity import checkpoint_identity
+from ..fileio import checkpoint_identity
 from .base import (
     PeerConfig,
     PeerParts,

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError
-from ..identity import checkpoint_identity
+from ..fileio import checkpoint_identity
 from .base import (
     PeerConfig,
     PeerParts,

@@ -12,7 +12,7 @@ neither the `speechtokenizer` package nor torchaudio is needed; tests check it a
 from __future__ import annotations
 
 from ..errors import CheckpointError
-from ..identity import checkpoint_identity
+from ..fileio import checkpoint_identity
 from ..models.speechtokenizer import HybridTokenizer
 from .base import parse_spec, read_json, read_state, select_q, single_file
 from .speechtokenizer_release import speechtokenizer_from_release

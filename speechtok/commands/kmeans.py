@@ -43,10 +43,10 @@ def cmd_kmeans(args: argparse.Namespace) -> int:
 
     from .. import audio
     from ..quantizers.kmeans import fit_kmeans, inertia, save_centroids
-    from ..training.data import DataConfig, collect_items
+    from ..training.data import DataConfig
 
     try:
-        items = collect_items(DataConfig(sources=tuple(args.data), splits=tuple(args.split or ())))
+        items = DataConfig(sources=tuple(args.data), splits=tuple(args.split or ())).items()
     except (ValueError, FileNotFoundError, OSError) as e:
         log.error("%s", one_line(e))
         return 1

@@ -66,7 +66,7 @@ class TokenizerCandidate(Candidate):
         self.spec, self.tok = spec, tok
 
     def describe(self) -> dict:
-        from ..identity import tokenizer_checkpoint
+        from ..registry import tokenizer_checkpoint
 
         tok = self.tok
         ckpt = tokenizer_checkpoint(tok)  # which weights this row used: path and content hash

@@ -102,7 +102,7 @@ def evaluate(models: Sequence[str], utts: Sequence[Utterance], cfg: EvalConfig =
     sample_refs = refs[: cfg.samples]
     originals = _write_originals(sample_refs, cfg.samples_dir) if sample_refs else {}
     rows: list[dict] = []
-    from ..progress import progress
+    from ..runtime.progress import progress
 
     pool = _executor(cfg.workers)
     try:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio import AUDIO_EXTENSIONS
-from ..inputs import scan
-from ..manifest import MANIFEST_SUFFIXES, read_manifest
+from ..corpora.files import scan
+from ..corpora.manifest import MANIFEST_SUFFIXES, read_manifest
 
 __all__ = ["EVAL_SETS", "Utterance", "eval_set", "utterances", "read_manifest_utterances", "alignments_path",
            "default_data_root", "user_data_root"]

@@ -26,11 +26,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from ..audio import AUDIO_EXTENSIONS, load
+from ..audio import load
+from ..corpora import Item, collect_items
 from ..errors import AudioError
 from ..fileio import atomic_path
-from ..inputs import scan
-from ..manifest import MANIFEST_SUFFIXES, Item, read_manifest  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +86,9 @@ class DataConfig:
     def min_duration_s(self) -> float:
         return self.segment_seconds if self.min_seconds is None else self.min_seconds
 
-
-def collect_items(cfg: DataConfig, skip_missing: bool = False) -> list[Item]:
-    """Every item of `cfg.sources`, in source order, split-filtered, without items known to be too short."""
-    items: list[Item] = []
-    for source in cfg.sources:
-        path = Path(source).expanduser()
-        if path.is_dir():
-            items += [Item(f) for f in scan(path, AUDIO_EXTENSIONS)]
-        elif path.suffix.lower() in MANIFEST_SUFFIXES:
-            items += read_manifest(path, cfg.root, cfg.splits, skip_missing)
-        elif path.suffix.lower() == ".npy":
-            raise ValueError(f"{path}: packed crops are a dataset on their own (make_dataset, PackedCropDataset)")
-        elif not path.exists():
-            raise FileNotFoundError(f"{path}: no such manifest or directory")
-        else:
-            raise ValueError(f"{path}: not a manifest (.tsv, .jsonl) or a directory")
-    shortest = cfg.min_duration_s
-    return [it for it in items if it.duration_s is None or it.duration_s >= shortest]
+    def items(self, skip_missing: bool = False) -> list[Item]:
+        """Every item of `sources`, in source order, split-filtered, without items known to be too short."""
+        return collect_items(self.sources, self.root, self.splits, self.min_duration_s, skip_missing)
 
 
 # -- crops -----------------------------------------------------------------------------------------------------
@@ -268,7 +252,7 @@ def make_dataset(cfg: DataConfig, seed: int) -> CropDataset | PackedCropDataset:
     """The dataset `cfg` describes: packed crops for a single `.npy` source, else crops of the collected items."""
     if len(cfg.sources) == 1 and cfg.sources[0].lower().endswith(".npy"):
         return PackedCropDataset(Path(cfg.sources[0]).expanduser(), cfg.segment_samples, seed)
-    items = collect_items(cfg)
+    items = cfg.items()
     if not items:
         raise ValueError(f"no training audio in {list(cfg.sources)} (splits {list(cfg.splits)}, "
                          f"at least {cfg.min_duration_s} s)")
@@ -389,7 +373,7 @@ def pack_crops(cfg: DataConfig, out_path: str | os.PathLike, num_crops: int, see
     """
     if num_crops <= 0:
         raise ValueError(f"num_crops must be positive, got {num_crops}")
-    items = collect_items(cfg)
+    items = cfg.items()
     if not items:
         raise ValueError(f"no training audio in {list(cfg.sources)} to pack")
     ds = CropDataset(items, cfg.sample_rate, cfg.segment_samples, seed, cfg.cache)

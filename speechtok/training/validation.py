@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 from ..audio import load, write
+from ..corpora import collect_items
 from ..errors import AudioError, one_line
-from .data import DataConfig, collect_items
+from .data import DataConfig
 
 log = logging.getLogger("speechtok.train")
 
@@ -56,9 +57,7 @@ class Validation:
 def dev_subset(cfg: ValidationConfig, data: DataConfig) -> list[tuple[str, Tensor]]:
     """(name, mono audio [T] at the training rate) for the fixed dev items; unreadable files are logged, skipped."""
     sources = cfg.sources or data.sources
-    spec = DataConfig(sources=sources, root=data.root, splits=cfg.splits, sample_rate=data.sample_rate,
-                      min_seconds=0)
-    items = sorted(collect_items(spec, skip_missing=True), key=lambda it: str(it.path))
+    items = sorted(collect_items(sources, data.root, cfg.splits, skip_missing=True), key=lambda it: str(it.path))
     if not items:
         raise ValueError(f"validation: no {'/'.join(cfg.splits)} audio in {list(sources)}")
     picks = np.linspace(0, len(items) - 1, min(cfg.num_items, len(items))).round().astype(int)

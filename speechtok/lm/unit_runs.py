@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .codes import CODES_FORMAT_VERSION, Codes
-from .errors import CodesError
+from ..codes import CODES_FORMAT_VERSION, Codes
+from ..errors import CodesError
 
 # -- de-duplication --------------------------------------------------------------------------------------------
 
@@ -49,7 +49,7 @@ class UnitRuns:
         """safetensors with `units` and `run_lengths` (int32) and the metadata (`"deduplicated": true`)."""
         from safetensors.torch import save_file
 
-        from .fileio import atomic_path
+        from ..fileio import atomic_path
 
         path = Path(path)
         with atomic_path(path) as tmp:

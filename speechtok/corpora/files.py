@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS
+from ..audio import AUDIO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def check_targets(jobs: list[Job], refused_suffixes: tuple[str, ...], why: str) 
     """Before any work: no output is an input (the same file, also under another name or a hard link), none has
     a suffix of `refused_suffixes` (`why` says what to do instead), and every output's directory can be made.
     Raises OutputError."""
-    from .errors import OutputError
+    from ..errors import OutputError
 
     for job in jobs:
         if job.target.exists() and job.source.exists() and os.path.samefile(job.source, job.target):
@@ -84,7 +84,7 @@ def check_targets(jobs: list[Job], refused_suffixes: tuple[str, ...], why: str) 
 
 def _check_creatable(directory: Path) -> None:
     """`directory` exists, or its nearest existing ancestor is a writable directory."""
-    from .errors import OutputError
+    from ..errors import OutputError
 
     base = directory
     while not base.exists() and base != base.parent:
