@@ -185,7 +185,7 @@ def _tokenizer(tokenizer: Tokenizer | str | os.PathLike, device: str | torch.dev
         device = local_gpu
     if isinstance(tokenizer, Tokenizer):
         return (tokenizer if device is None else tokenizer.to(device)).eval()
-    from .registry import load
+    from ..registry import load
 
     if device is None:
         device = local_gpu if torch.cuda.is_available() else "cpu"
@@ -342,7 +342,7 @@ class _Progress:
     """A tqdm bar of files with the hours of audio done and hours of audio per second (tqdm gives the ETA)."""
 
     def __init__(self, total: int, done: int, part: int, num_parts: int, t0: float) -> None:
-        from .runtime.progress import progress
+        from ..runtime.progress import progress
 
         desc = "pretokenize" if num_parts == 1 else f"pretokenize part {part}/{num_parts}"
         self.bar = progress(total=total, initial=done, desc=desc, unit="file")  # lines off a terminal
