@@ -246,7 +246,7 @@ def test_bad_files_are_listed_and_skipped(tiny_ckpt, corpus, clean, tmp_path, ca
 # a temp file and missing shards, as a run killed at a random moment does.
 SLOW_WRITER = """
 import sys, time
-import speechtok.pretokenize as p
+import speechtok.pretokenize.shards as p
 write = p._write_parquet
 def slow(table, path):
     write(table, path)
