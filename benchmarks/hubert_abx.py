@@ -49,7 +49,7 @@ def main() -> None:
     tok = load(args.model)
     layers = list(range(tok.encoder.model.num_layers + 1)) if args.layers == "all" else \
         [int(x) for x in args.layers.split(",")]
-    units_layer = tok.layer if args.units_layer is None else args.units_layer
+    units_layer = tok.encoder.layer if args.units_layer is None else args.units_layer
     units = {k: load_centroids(f)[0] for k, f in (u.split("=", 1) for u in args.units)}
     mfcc_km = load_centroids(args.mfcc_kmeans)[0] if args.mfcc_kmeans else None
     mfcc20 = MFCC()

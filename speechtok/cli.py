@@ -198,7 +198,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return 1
     check_targets(jobs, AUDIO_EXTENSIONS, CODES_NOT_AUDIO)
     tok = load(args.model, device=args.device)
-    n_q = tok._check_n_q(args.n_q)  # once, not once a file
+    n_q = tok.check_n_q(args.n_q)  # once, not once a file
     if args.dedup:
         from .lm.unit_runs import deduplicate  # HuBERT's modules: only for units
 
@@ -359,7 +359,7 @@ def describe(tok) -> dict:
         "frame_rate": tok.frame_rate, "hop_length": tok.hop_length, "num_codebooks": tok.num_codebooks,
         "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
         "params": sum(p.numel() for p in tok.parameters()),
-        **getattr(tok, "adapter_info", {}),  # peers (speechtok/adapters): package, checkpoint hash, batching
+        **tok.adapter_info,  # peers (speechtok/adapters): package, checkpoint hash, batching
         **({"streams": {k: f"codebooks {a + 1}..{b}" for k, (a, b) in tok.streams.items()}}
            if getattr(tok, "streams", None) else {}),
     }

@@ -6,36 +6,51 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from . import audio
-from .codecs.base import Encoder
-from .codes import Codes
+from .codecs.base import MASKED, ONE_PASS, OWN_LENGTHS, PER_ITEM, TOKENIZER_WINDOWS, Encoder
+from .codes import Codes, segment_bounds
 from .config import config_hash
-from .errors import ArgumentError, AudioError, CodesError
-from .layers import lengths_to_mask
+from .errors import ArgumentError, AudioError, CheckpointError, CodesError
+from .layers import lengths_to_mask, linear_overlap_add
 from .quantizers.base import Quantizer
 from .vocoders.base import Decoder
 
 __all__ = ["Tokenizer", "Codes"]
 
 
+@final
 class Tokenizer(nn.Module):
-    """waveform -> Encoder -> Quantizer -> codes [B, Q, T] -> Quantizer.decode -> Decoder -> waveform."""
+    """waveform -> Encoder -> Quantizer -> codes [B, Q, T] -> Quantizer.decode -> Decoder -> waveform.
+
+    The one tokenizer of every family and peer: nothing subclasses it. What differs between families is declared
+    by the encoder (`codecs.base.Encoder`: frames for a number of samples, frame-0 offset, batch policy, windows
+    of long inputs, segments) or given here by the family's builder (`streams`, extra `modules` such as the
+    hybrid's semantic projection, `codebook_rates`, an official `checkpoint`).
+    """
 
     chunk_seconds: float = 60.0  # longer inputs are encoded / decoded in overlapping chunks of this length
-    checkpoint: dict | None = None  # {path, sha256} of an official checkpoint file it was loaded from (adapters)
 
     def __init__(self, encoder: Encoder, quantizer: Quantizer, decoder: Decoder | None, *,
-                 sample_rate: int, family: str, config: Any, name: str | None = None):
+                 sample_rate: int, family: str, config: Any, name: str | None = None,
+                 streams: dict[str, tuple[int, int]] | None = None, modules: dict[str, nn.Module] | None = None,
+                 codebook_rates: list[float] | None = None, checkpoint: dict | None = None, savable: bool = True):
+        """streams: named codebook ranges [a, b) (a hybrid's "semantic", "acoustic"). modules: more submodules
+        under their names (their weights are the checkpoint's too). codebook_rates: codes per second of each
+        codebook where a codebook repeats its codes on the grid (SNAC). checkpoint: {path, files, sha256} of the
+        official file it was loaded from (adapters). savable: False for another package's model (peers)."""
         super().__init__()
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
+        for key, module in (modules or {}).items():
+            self.add_module(key, module)
         self.sample_rate = int(sample_rate)
         self.family = family
         self.config = config
@@ -44,6 +59,13 @@ class Tokenizer(nn.Module):
         self.codes_hash = self.config_hash
         self.name = name or f"{family}-{self.config_hash}"
         self.source: str | None = None  # where it was loaded from: a registry name or a directory
+        self.checkpoint = checkpoint
+        self.savable = savable
+        self.adapter_info: dict = {}  # an adapter's account of another project's model (package, format, batching)
+        self._streams = {k: (int(a), int(b)) for k, (a, b) in (streams or {}).items()}
+        self._codebook_rates = None if codebook_rates is None else [float(r) for r in codebook_rates]
+        if encoder.windows == ONE_PASS:
+            self.chunk_seconds = math.inf
 
     # -- identity -------------------------------------------------------------------------------------
 
@@ -66,7 +88,7 @@ class Tokenizer(nn.Module):
     @property
     def codebook_rates(self) -> list[float]:
         """Codes per second of each codebook (all `frame_rate`, unless a codebook repeats its codes on the grid)."""
-        return [self.frame_rate] * self.num_codebooks
+        return [self.frame_rate] * self.num_codebooks if self._codebook_rates is None else self._codebook_rates
 
     @property
     def bitrate(self) -> float:
@@ -80,7 +102,11 @@ class Tokenizer(nn.Module):
     @property
     def streams(self) -> dict[str, tuple[int, int]]:
         """Named codebook ranges [a, b) (hybrid tokenizers: "semantic", "acoustic"); none by default."""
-        return {}
+        return dict(self._streams)
+
+    def num_frames(self, num_samples: Tensor | int) -> Tensor:
+        """[B] samples (at this rate) -> [B] frames (the encoder's rule: ceil(T / hop) for the codecs)."""
+        return self.encoder.num_frames(torch.as_tensor(num_samples))
 
     def identity(self) -> dict:
         """What travels with codes, so `decode` can find and check the tokenizer."""
@@ -92,6 +118,8 @@ class Tokenizer(nn.Module):
             identity["checkpoint"] = {"path": self.checkpoint["path"], "sha256": self.checkpoint["sha256"]}
         elif (weights := weights_hash(self)) is not None:  # same architecture, other weights: other codes
             identity["weights_hash"] = weights
+        if self.encoder.segments is not None:
+            identity["segments"] = dict(self.encoder.segments)
         return identity
 
     # -- encode ---------------------------------------------------------------------------------------
@@ -101,15 +129,20 @@ class Tokenizer(nn.Module):
         """wav [T], [C, T] or [B, C, T] at `sample_rate` -> Codes [B, n_q, T_frames].
 
         `lengths` [B] are the valid samples of each item of a padded batch (at `sample_rate`); each item then
-        gets the codes it gets alone.
+        gets the codes it gets alone. A segmented encoder's codes also carry each segment's gain (`scales` [B, S]).
         """
-        n_q = self._check_n_q(n_q)
-        x, num_samples = self._input(wav, sample_rate, lengths, self.hop_length)
-        frames = (num_samples + self.hop_length - 1) // self.hop_length
-        with torch.inference_mode():
-            codes = self._encode_frames(x, num_samples if lengths is not None else None, int(frames.max()), n_q)
+        n_q = self.check_n_q(n_q)
+        x, num_samples = self.prepare_input(wav, sample_rate, lengths)
+        if self.encoder.segments is not None:
+            with torch.inference_mode():
+                codes, frames, scales = self._encode_segmented(x, num_samples, n_q)
+        else:
+            frames, scales = self.num_frames(num_samples), None
+            with torch.inference_mode():
+                codes = self._encode_frames(x, num_samples if lengths is not None else None, int(frames.max()), n_q)
         return Codes(codes=codes, lengths=frames.cpu(), sample_rate=self.sample_rate, hop_length=self.hop_length,
-                     num_samples=num_samples.cpu(), tokenizer=self.identity())
+                     num_samples=num_samples.cpu(), offset=self.encoder.frame_offset, tokenizer=self.identity(),
+                     scales=scales)
 
     def encode_file(self, path: str | os.PathLike, n_q: int | None = None, allow_truncated: bool = False) -> Codes:
         """An audio file -> Codes [1, n_q, T_frames]; a file shorter than its header says is an AudioError
@@ -117,22 +150,23 @@ class Tokenizer(nn.Module):
 
         A file longer than one chunk is streamed from disk (read, resampled and encoded chunk by chunk): the codes
         of `encode` on the whole file, in memory that does not grow with its duration."""
-        n_q = self._check_n_q(n_q)  # before reading a file it would not be used for
-        if self._chunks_in_core() and audio.header_seconds(path) > self.chunk_seconds:
+        n_q = self.check_n_q(n_q)  # before reading a file it would not be used for
+        if self._streams_files() and audio.header_seconds(path) > self.chunk_seconds:
             return self._encode_stream(audio.stream(path, self.sample_rate, allow_truncated=allow_truncated), n_q)
         wav = audio.load(path, self.sample_rate, allow_truncated=allow_truncated)
         return self.encode(wav, self.sample_rate, n_q=n_q)
 
-    def _chunks_in_core(self) -> bool:
-        """Whether this tokenizer's codes are those of `_latent_chunks` (not a subclass's own encode or windows)."""
-        own = (Tokenizer.encode, Tokenizer._encode_frames, Tokenizer._latent_chunks)
-        mine = (type(self).encode, type(self)._encode_frames, type(self)._latent_chunks)
-        return mine == own and math.isfinite(self.chunk_seconds)
+    def _streams_files(self) -> bool:
+        """Whether a long file's codes are those of the tokenizer's own windows (`_latent_chunks`), which a stream
+        of blocks can reproduce."""
+        enc = self.encoder
+        return (enc.batching == MASKED and enc.windows == TOKENIZER_WINDOWS and enc.segments is None
+                and math.isfinite(self.chunk_seconds))
 
     def _encode_stream(self, blocks: Iterator[np.ndarray], n_q: int) -> Codes:
         """Mono blocks [n] at this rate -> Codes [1, n_q, T_frames]: the chunks `_latent_chunks` cuts from the
         whole input, cut from a buffer that holds one chunk and its context, so the codes are those of `encode`."""
-        hop, step = self.hop_length, max(1, int(self.chunk_seconds * self.frame_rate))
+        hop, step = self.hop_length, self._chunk_frames()
         context = math.ceil(self.encoder.receptive_field / hop)
         buf, codes, a = _Samples(blocks), [], 0
         with torch.inference_mode():
@@ -160,15 +194,16 @@ class Tokenizer(nn.Module):
         z = self._latents(torch.from_numpy(x)[None, None].to(self.device), None)[..., a:b]
         return self.quantizer.encode(z, n_q)
 
-    def _input(self, wav: Tensor | np.ndarray, sample_rate: int, lengths: Tensor | None, min_samples: int,
-               frame: str = "frame") -> tuple[Tensor, Tensor]:
+    def prepare_input(self, wav: Tensor | np.ndarray, sample_rate: int, lengths: Tensor | None = None
+                      ) -> tuple[Tensor, Tensor]:
         """What every encode starts with: the input as mono [B, 1, T] at this rate on this device, and each item's
-        valid samples [B] (at this rate); an item shorter than `min_samples` (one `frame`) is an AudioError."""
+        valid samples [B] (at this rate); an item shorter than the encoder's one frame is an AudioError."""
         x = audio.prepare(wav, sample_rate, self.sample_rate).to(self.device)
         num_samples = self._lengths_at_rate(lengths, x, sample_rate)
-        if int(num_samples.min()) < min_samples:
+        shortest = self.encoder.min_samples
+        if int(num_samples.min()) < shortest:
             raise AudioError(f"audio too short: {int(num_samples.min())} samples at {self.sample_rate} Hz; one "
-                             f"{frame} needs {min_samples} ({1000 * min_samples / self.sample_rate:g} ms)")
+                             f"{self.encoder.frame_name} needs {shortest} ({1000 * shortest / self.sample_rate:g} ms)")
         return x, num_samples
 
     def _lengths_at_rate(self, lengths: Tensor | None, x: Tensor, sample_rate: int) -> Tensor:
@@ -184,30 +219,61 @@ class Tokenizer(nn.Module):
     def encode_latents(self, wav: Tensor | np.ndarray, sample_rate: int, lengths: Tensor | None = None) -> Tensor:
         """wav as for `encode` -> the encoder's continuous latents [B, D, T_frames], computed as `encode` computes
         the latents it quantizes (the same chunks of a long input, the same batch masks)."""
-        if type(self)._encode_frames is not Tokenizer._encode_frames:
-            raise CodesError(f"{self.name} ({type(self).__name__}) computes its codes its own way: it has no "
-                             "latents of the encode path")
-        x, num_samples = self._input(wav, sample_rate, lengths, self.hop_length)
-        num_frames = int((num_samples.max() + self.hop_length - 1) // self.hop_length)
+        if self.encoder.batching != MASKED or self.encoder.segments is not None:
+            raise CodesError(f"{self.name} encodes {self.encoder.batching.replace('_', ' ')}"
+                             f"{' in segments' if self.encoder.segments else ''}: it has no latents of one masked "
+                             "batch pass")
+        x, num_samples = self.prepare_input(wav, sample_rate, lengths)
+        num_frames = int(self.num_frames(num_samples).max())
         with torch.inference_mode():
             chunks = self._latent_chunks(x, num_samples if lengths is not None else None, num_frames)
             return torch.cat(list(chunks), dim=-1)
 
     def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
-        """x [B, 1, T] -> codes [B, n_q, num_frames]: each chunk's latents, quantized."""
+        """x [B, 1, T] -> codes [B, n_q, num_frames], by the encoder's batch policy."""
+        enc = self.encoder
+        if enc.batching == PER_ITEM:
+            return self._encode_items(x, num_samples, num_frames, n_q)
+        if enc.batching == OWN_LENGTHS and num_frames <= self._chunk_frames():
+            lengths = torch.full((x.shape[0],), x.shape[-1]) if num_samples is None else num_samples
+            return self.quantizer.encode(enc(self._padded(x, num_frames), lengths.to(x.device)), n_q)[..., :num_frames]
         chunks = self._latent_chunks(x, num_samples, num_frames)
         return torch.cat([self.quantizer.encode(z, n_q) for z in chunks], dim=-1)
 
+    def _encode_items(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
+        """Encoders without a padding mask: x [B, 1, T] -> codes [B, n_q, num_frames], a padded batch item by item
+        (each unpadded)."""
+        if num_samples is None or bool((num_samples == x.shape[-1]).all()):
+            return self._one_pass_codes(x, num_frames, n_q)
+        out = torch.zeros(x.shape[0], n_q, num_frames, dtype=torch.long, device=x.device)
+        for i, n in enumerate(num_samples.tolist()):
+            codes = self._one_pass_codes(x[i : i + 1, :, :n], int(self.num_frames(n)), n_q)
+            out[i, :, : codes.shape[-1]] = codes[0]
+        return out
+
+    def _one_pass_codes(self, x: Tensor, num_frames: int, n_q: int) -> Tensor:
+        codes = self.quantizer.encode(self.encoder(self._padded(x, num_frames)), n_q)
+        if codes.shape[-1] < num_frames:
+            raise RuntimeError(f"{self.name}: the encoder gave {codes.shape[-1]} frames for {x.shape[-1]} samples; "
+                               f"expected {num_frames}")
+        return codes[..., :num_frames]
+
+    def _padded(self, x: Tensor, num_frames: int) -> Tensor:
+        return _pad_to(x, num_frames * self.hop_length) if self.encoder.pad_to_frames else x
+
     def _latent_chunks(self, x: Tensor, num_samples: Tensor | None, num_frames: int) -> Iterator[Tensor]:
-        """x [B, 1, T] -> the encoder's latents [B, D, frames], chunk after chunk: one when short, else overlapping
-        chunks (bounded memory), each trimmed to the frames it keeps."""
+        """x [B, 1, T] -> the encoder's latents [B, D, frames], chunk after chunk: one when short (or when the
+        encoder windows long inputs itself), else overlapping chunks (bounded memory), each trimmed to the frames
+        it keeps. Chunks are cut on whole frames, so the input is padded to whole frames first."""
         hop = self.hop_length
-        x = _pad_to(x, num_frames * hop)
-        frame_lengths = None
         if num_samples is not None:  # zero past each item's end: batch padding must read as silence
             x = x * lengths_to_mask(num_samples.to(x.device), x.shape[-1])
-            frame_lengths = (num_samples + hop - 1) // hop
-        step = max(1, int(self.chunk_seconds * self.frame_rate))
+        if self.encoder.windows != TOKENIZER_WINDOWS:
+            yield self.encoder(self._padded(x, num_frames), None if num_samples is None else num_samples.to(x.device))
+            return
+        x = _pad_to(x, num_frames * hop)
+        frame_lengths = None if num_samples is None else (num_samples + hop - 1) // hop
+        step = self._chunk_frames()
         if num_frames <= step:
             yield self._latents(x, frame_lengths)
             return
@@ -224,13 +290,48 @@ class Tokenizer(nn.Module):
         """The pure model forward: [B, 1, T] -> [B, n_q, T / hop]."""
         return self.quantizer.encode(self._latents(x, frame_lengths), n_q)
 
+    def _chunk_frames(self) -> int:
+        """Frames of one chunk of a long input (`chunk_seconds`; never cut when infinite)."""
+        if not math.isfinite(self.chunk_seconds):
+            return sys.maxsize
+        return max(1, int(self.chunk_seconds * self.frame_rate))
+
+    def _encode_segmented(self, x: Tensor, num_samples: Tensor, n_q: int) -> tuple[Tensor, Tensor, Tensor]:
+        """A segmented encoder: x [B, 1, T] -> (codes [B, n_q, F] of the segments one after the other, frames [B],
+        gains [B, S]); items of unequal length are encoded one by one, so their segments line up as alone."""
+        if bool((num_samples == x.shape[-1]).all()):
+            codes, gains = self._segments(x, n_q)
+            items = list(zip(codes, gains))
+        else:
+            items = [tuple(t[0] for t in self._segments(x[i : i + 1, :, :n], n_q))
+                     for i, n in enumerate(num_samples.tolist())]
+        frames = torch.tensor([c.shape[-1] for c, _ in items])
+        codes = torch.zeros(len(items), n_q, int(frames.max()), dtype=torch.long)
+        scales = torch.zeros(len(items), max(s.numel() for _, s in items))
+        for i, (c, s) in enumerate(items):
+            codes[i, :, : c.shape[-1]] = c.cpu()
+            scales[i, : s.numel()] = s.float().cpu()
+        return codes, frames, scales
+
+    def _segments(self, x: Tensor, n_q: int) -> tuple[Tensor, Tensor]:
+        """x [B, 1, N] -> codes [B, n_q, F] (the segments' frames in order), gains [B, S]."""
+        codes, gains = [], []
+        for start, size in segment_bounds(x.shape[-1], **self.encoder.segments):
+            segment = x[..., start : start + size]
+            gain = (segment.pow(2).mean(dim=(1, 2)).sqrt() + 1e-8 if self.encoder.normalize_segments
+                    else segment.new_ones(len(x)))
+            codes.append(self._forward_codes(segment / gain[:, None, None], None, n_q))
+            gains.append(gain)
+        return torch.cat(codes, dim=-1), torch.stack(gains, dim=-1)
+
     # -- decode ---------------------------------------------------------------------------------------
 
     def decode(self, codes: Codes | Tensor, *, steps: int | None = None, method: str | None = None) -> Tensor:
         """Codes (or an int tensor [B, q, T], q <= num_codebooks) -> wav [B, 1, T_samples] at sample_rate.
 
-        Items of a padded batch are zero past their length; the output is trimmed to the longest item.
-        `steps` and `method` ("euler", "midpoint") pick the ODE sampler of a flow decoder (default: its config's).
+        Items of a padded batch are zero past their length; the output has the longest item's length (a bare code
+        tensor: T * hop_length samples). `steps` and `method` ("euler", "midpoint") pick the ODE sampler of a flow
+        decoder (default: its config's).
         """
         if self.decoder is None:
             raise CodesError(f"tokenizer {self.name} has no decoder")
@@ -239,6 +340,8 @@ class Tokenizer(nn.Module):
         if unknown:
             raise ValueError(f"the decoder of {self.name} ({type(self.decoder).__name__}) takes no "
                              f"{', '.join(unknown)}")
+        if self.encoder.segments is not None:
+            return self._decode_segmented(codes)
         if isinstance(codes, Codes):
             self.check_codes(codes)
             tokens, num_samples = codes.codes, codes.num_samples
@@ -251,22 +354,53 @@ class Tokenizer(nn.Module):
             wav = self._decode_frames(tokens, options)
         if num_samples is None:
             return wav
-        wav = wav[..., : int(num_samples.max())]
+        wav = _fit(wav, int(num_samples.max()))  # HuBERT units: the last < 400 samples have no frame of their own
         if bool((num_samples == num_samples.max()).all()):  # no padded item: nothing to zero
             return wav
         keep = torch.arange(wav.shape[-1], device=wav.device) < num_samples.to(wav.device)[:, None, None]
         return wav * keep
 
     def _decode_frames(self, tokens: Tensor, options: dict | None = None) -> Tensor:
+        """codes [B, q, T] -> wav [B, 1, T * hop]: in one pass, or in overlapping chunks when long."""
         num_frames, hop, options = tokens.shape[-1], self.hop_length, options or {}
-        step = max(1, int(self.chunk_seconds * self.frame_rate))
-        if num_frames <= step:
-            return self.decoder(self.quantizer.decode(tokens), **options)
+        step = self._chunk_frames()
+        if num_frames <= step or self.decoder.receptive_field_frames >= sys.maxsize:
+            return _fit(self.decoder(self.quantizer.decode(tokens), **options), num_frames * hop)
         chunks = []
         for a, b, s, e in _chunks(num_frames, step, self.decoder.receptive_field_frames):
             wav = self.decoder(self.quantizer.decode(tokens[..., s:e]), **options)
             chunks.append(wav[..., (a - s) * hop : (b - s) * hop])
         return torch.cat(chunks, dim=-1)
+
+    def _decode_segmented(self, codes: Codes | Tensor) -> Tensor:
+        """Codes from a segmented encode (or its codes file) -> wav [B, 1, T]: each segment decoded, its gain
+        multiplied back, the overlaps cross-faded; bare code tensors lack the segment gains."""
+        if not isinstance(codes, Codes) or codes.scales is None or codes.num_samples is None:
+            raise CodesError(f"{self.name}: decoding needs the Codes that encode gave (with their per-segment "
+                             "scales and lengths), not a bare code tensor")
+        self.check_codes(codes)
+        tokens = self._check_tokens(codes.codes).to(self.device)
+        scales = codes.scales.to(self.device)
+        with torch.inference_mode():
+            wavs = [self._decode_segments(tokens[i : i + 1], scales[i : i + 1], n)
+                    for i, n in enumerate(codes.num_samples.tolist())]
+        out = torch.zeros(len(wavs), 1, max(w.shape[-1] for w in wavs), device=self.device)
+        for i, w in enumerate(wavs):
+            out[i, :, : w.shape[-1]] = w[0]
+        return out
+
+    def _decode_segments(self, tokens: Tensor, scales: Tensor, num_samples: int) -> Tensor:
+        bounds = segment_bounds(num_samples, **self.encoder.segments)
+        frames = [-(-size // self.hop_length) for _, size in bounds]
+        if scales.shape[-1] < len(bounds) or tokens.shape[-1] < sum(frames):
+            raise CodesError(f"{self.name}: {num_samples} samples need {len(bounds)} segments of {sum(frames)} "
+                             f"frames; the codes have {scales.shape[-1]} scales and {tokens.shape[-1]} frames")
+        pieces, first = [], 0
+        for k, count in enumerate(frames):
+            wav = self.decoder(self.quantizer.decode(tokens[..., first : first + count]))
+            pieces.append(wav * scales[:, k, None, None])
+            first += count
+        return linear_overlap_add(pieces, self.encoder.segments["stride"])[..., :num_samples]
 
     def check_codes(self, codes: Codes) -> None:
         """Codes made by another tokenizer (another architecture or rate) cannot be decoded here."""
@@ -302,7 +436,8 @@ class Tokenizer(nn.Module):
             )
         return tokens.long()
 
-    def _check_n_q(self, n_q: int | None) -> int:
+    def check_n_q(self, n_q: int | None) -> int:
+        """How many codebooks a call uses: `n_q` (1..num_codebooks), all when None; an ArgumentError else."""
         n_q = self.num_codebooks if n_q is None else int(n_q)
         if not 1 <= n_q <= self.num_codebooks:
             raise ArgumentError(f"n_q={n_q} is out of range 1..{self.num_codebooks} (the codebooks of {self.name})")
@@ -313,13 +448,18 @@ class Tokenizer(nn.Module):
     def save(self, directory: str | os.PathLike, card: str | None = None, dtype: torch.dtype | None = None) -> Path:
         """Write `config.json` + `model.safetensors` (+ `README.md` model card) to `directory`; `dtype`
         (e.g. torch.float16) is how the weights are stored, and loading casts them back to float32."""
+        if not self.savable:
+            where = f" ({self.checkpoint['path']})" if self.checkpoint else ""
+            raise CheckpointError(f"{self.name}: another package's model, loaded from its official checkpoint{where}; "
+                                  "it is not saved as a speechtok checkpoint")
         from .checkpoint import save_checkpoint
 
         return save_checkpoint(self, directory, card=card, dtype=dtype)
 
     def extra_repr(self) -> str:
-        return (f"name={self.name!r}, sample_rate={self.sample_rate}, frame_rate={self.frame_rate:g}, "
+        text = (f"name={self.name!r}, sample_rate={self.sample_rate}, frame_rate={self.frame_rate:g}, "
                 f"num_codebooks={self.num_codebooks}, codebook_size={self.codebook_size}")
+        return text + (f", checkpoint={self.checkpoint['path']!r}" if self.checkpoint else "")
 
 
 def _chunks(num_frames: int, step: int, context: int) -> Iterator[tuple[int, int, int, int]]:
@@ -363,6 +503,11 @@ class _Samples:
 
 def _pad_to(x: Tensor, size: int) -> Tensor:
     return x if x.shape[-1] == size else torch.nn.functional.pad(x, (0, size - x.shape[-1]))
+
+
+def _fit(x: Tensor, size: int) -> Tensor:
+    """x [..., size]: a view of the first `size` samples when longer (no copy), zero-padded when shorter."""
+    return x[..., :size] if x.shape[-1] >= size else torch.nn.functional.pad(x, (0, size - x.shape[-1]))
 
 
 def weights_hash(tok) -> str | None:

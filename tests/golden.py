@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from speechtok.models import hubert_features
+
 # Another CPU's kernels move latents by up to ~3e-6 of their norm (tests/ties.py); a flip is a near-tie when the
 # nearest code's lead is within twice a bound 3x that, on the latent of this CPU.
 TIE_RTOL = 2e-5
@@ -16,7 +18,7 @@ def decision_inputs(tok, wav: Tensor) -> tuple[Tensor, list[Tensor]]:
     """wav [T] -> the vectors [T_frames, d] the first nearest-code search reads, and the codebooks [K, d] of
     each search in order (each later one reads the residual of the earlier)."""
     if tok.family == "hubert-units":
-        feats, _ = tok.features(wav, 16000)
+        feats, _ = hubert_features(tok, wav, 16000)
         return feats[0].T, [tok.quantizer.centroids]
     x = wav[None, None]
     frames = -(-wav.numel() // tok.hop_length)

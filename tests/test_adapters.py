@@ -173,7 +173,7 @@ def test_encodec_transformers_48khz_style_segments(tmp_path):
     short chunks): codes, gains and audio equal transformers' own chunked encode / decode."""
     model, spec = _hf_segmented(tmp_path)
     tok = speechtok.load(spec)
-    assert tok.segments == {"length": 1920, "stride": 1900}
+    assert tok.encoder.segments == {"length": 1920, "stride": 1900}
     wav = _noise(48000, 5000) * torch.linspace(0.2, 2.0, 5000)
     with torch.no_grad():
         out = model.encode(wav.expand(-1, 2, -1), bandwidth=6.0)

@@ -11,8 +11,9 @@ from scipy.fft import dct
 
 import speechtok
 from speechtok.cli import main
+from speechtok.codecs.hubert import HubertEncoder
 from speechtok.config import to_dict
-from speechtok.models import UnitTokenizer
+from speechtok.models import hubert_features
 from speechtok.quantizers.kmeans import fit_kmeans, save_centroids
 from speechtok.training.recipe import load_recipe, recipe_from_dict
 from speechtok.training.targets import MFCC, dct_matrix
@@ -90,8 +91,8 @@ def test_hubert_loss_falls_and_export_loads(corpus, tmp_path):
     losses = [task.step(batch, step=0, update=update)["hubert/masked_ce"] for _ in range(30)]
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
     tok = speechtok.load(task.export().save(tmp_path / "ckpt"))
-    assert isinstance(tok, UnitTokenizer) and tok.layer == 1
-    feats, frames = tok.features(speech(1.0), 16000)
+    assert isinstance(tok.encoder, HubertEncoder) and tok.encoder.layer == 1
+    feats, frames = hubert_features(tok, speech(1.0), 16000)
     expected = task.net["hubert"].eval()(speech(1.0)[None])[1]
     assert torch.allclose(feats[0].T, expected[0], atol=1e-5) and int(frames) == 49
 

@@ -135,3 +135,12 @@ def test_the_walker_sees_lazy_and_relative_imports():
     deps = graph()["speechtok.tokenizer"]
     assert "speechtok.codes" in deps  # `from .codes import Codes` at the top
     assert closure("speechtok.cli") & {"speechtok.commands"}  # the CLI's subcommands, imported lazily
+
+
+def test_nothing_subclasses_the_tokenizer():
+    subclasses = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef) and any(ast.unparse(b).split(".")[-1] == "Tokenizer" for b in node.bases):
+                subclasses.append(f"{path.relative_to(PACKAGE.parent)}:{node.name}")
+    assert not subclasses, f"Tokenizer subclasses (declare the difference on the encoder instead): {subclasses}"

@@ -12,7 +12,7 @@ from speechtok.adapters.speechtokenizer_release import load_speechtokenizer_rele
 from speechtok.codecs.speechtokenizer import SpeechTokenizerConfig, teacher_losses
 from speechtok.config import to_dict
 from speechtok.errors import CheckpointError, CodesError
-from speechtok.models import build_speechtokenizer
+from speechtok.models import build_speechtokenizer, semantic_features
 
 from .conftest import speech
 
@@ -55,7 +55,7 @@ def test_release_loads_with_identical_codes_and_audio(release):
     torch.testing.assert_close(audio, expected_audio, atol=1e-4, rtol=0)
     with torch.no_grad():  # layer 1's projection is the package's `transform` on layer 1's quantized output
         expected_feature = model(wav, layers=[0])[2]
-    torch.testing.assert_close(tok.semantic_features(wav), expected_feature, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(semantic_features(tok, wav), expected_feature, atol=1e-5, rtol=1e-4)
 
 
 def test_streams_travel_with_the_codes(release, tmp_path):

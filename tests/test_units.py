@@ -10,13 +10,14 @@ import torch
 
 import speechtok
 from speechtok.cli import main
-from speechtok.codecs.hubert import HubertConfig
+from speechtok.codecs.hubert import HubertConfig, HubertEncoder
 from speechtok.errors import AudioError, CodesError
 from speechtok.lm.unit_runs import UnitRuns, deduplicate
 from speechtok.models import HubertUnitsConfig, build_hubert_units
-from speechtok.models.hubert_units import UnitTokenizer, hubert_units_from
+from speechtok.models.hubert_units import hubert_features, hubert_units_from
 from speechtok.quantizers.kmeans import KMeansConfig, save_centroids
 from speechtok.registry import bundled
+from speechtok.tokenizer import Tokenizer
 from speechtok.vocoders.gan import VocosConfig
 
 from .conftest import speech
@@ -30,12 +31,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.
 
 
 
-def tiny_units(vocoder: bool = True, k: int = 12) -> UnitTokenizer:
+def tiny_units(vocoder: bool = True, k: int = 12) -> Tokenizer:
     torch.manual_seed(0)
     tok = build_hubert_units(HubertUnitsConfig(hubert=HUB, layer=2, kmeans=KMeansConfig(dim=32, codebook_size=k),
                                                vocoder=VOC if vocoder else None), name="tiny-units").eval()
     # centroids from the model's own features, so that units vary over time
-    feats, _ = tok.features(speech(2.0), 16000)
+    feats, _ = hubert_features(tok, speech(2.0), 16000)
     tok.quantizer.centroids.copy_(feats[0].T[torch.linspace(0, feats.shape[-1] - 1, k).long()])
     return tok
 
@@ -72,7 +73,7 @@ def test_save_load_decode_and_dedup(tmp_path):
     tok = tiny_units()
     tok.save(tmp_path / "ckpt")
     back = speechtok.load(tmp_path / "ckpt")
-    assert isinstance(back, UnitTokenizer) and back.config == tok.config
+    assert isinstance(back.encoder, HubertEncoder) and back.config == tok.config
     wav = speech(1.1)
     codes = back.encode(wav, 16000)
     assert torch.equal(codes.codes, tok.encode(wav, 16000).codes)

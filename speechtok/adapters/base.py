@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,14 +21,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..codecs.base import Encoder
+from ..codecs.base import ONE_PASS, PER_ITEM, Encoder
 from ..errors import CheckpointError, SpeechtokError
 from ..fileio import read_json, read_state  # noqa: F401  (re-exported for the adapters)
 from ..quantizers.base import QuantizeOut, Quantizer
-from ..tokenizer import Tokenizer, _pad_to
+from ..tokenizer import Tokenizer
 from ..vocoders.base import Decoder
 
-PER_ITEM = "per item: the peer has no padding mask, so a padded batch is encoded one item at a time"
+PER_ITEM_NOTE = "per item: the peer has no padding mask, so a padded batch is encoded one item at a time"
 
 
 class PeerPackageMissing(SpeechtokError, ImportError):
@@ -136,6 +135,9 @@ class _PeerPart:
 
 
 class _PeerEncoder(_PeerPart, Encoder):
+    batching = PER_ITEM  # no padding mask: a padded batch item by item
+    windows = ONE_PASS  # chunking is exact only for some peers: the whole file in one pass
+
     def __init__(self, model: nn.Module, fn: Callable, hop_length: int, dim: int):
         super().__init__()
         self._peer, self._fn, self.hop_length, self.dim = (model,), fn, hop_length, dim
@@ -179,67 +181,32 @@ class _PeerDecoder(_PeerPart, Decoder):
         return sys.maxsize  # never chunked
 
 
-class PeerTokenizer(Tokenizer):
-    """Another package's codec behind the speechtok API. Built by the adapters' `load(spec, device)`."""
-
-    chunk_seconds = math.inf  # whole file in one pass: chunking is exact only for some peers
-
-    def __init__(self, model: nn.Module, parts: PeerParts, cfg: PeerConfig, *, dim: int, checkpoint: dict,
-                 package: str, pad_to_hop: bool = False, codebook_rates: list[float] | None = None,
-                 notes: str = ""):
-        super().__init__(
-            _PeerEncoder(model, parts.encode, cfg.hop_length, dim),
-            _PeerQuantizer(model, parts.quantize, parts.dequantize, cfg.num_codebooks, cfg.codebook_size),
-            _PeerDecoder(model, parts.decode, cfg.hop_length),
-            sample_rate=cfg.sample_rate, family=f"peer:{cfg.peer}", config=cfg,
-            name=f"{cfg.peer}-{cfg.sample_rate // 1000}k-q{cfg.num_codebooks}",
-        )
-        self.peer = model
-        self.checkpoint = checkpoint
-        self.pad_to_hop = pad_to_hop  # the peer does not pad to whole frames itself
-        self._codebook_rates = codebook_rates  # SNAC: coarse codebooks repeat their codes on the grid
-        self.adapter_info = {
-            "peer": cfg.peer, "format": cfg.variant, "package": package, "package_version": package_version(package),
-            "checkpoint": checkpoint, "batching": PER_ITEM, "chunking": "none: the whole file in one pass",
-            **({"notes": notes} if notes else {}),
-        }
-
-    @property
-    def codebook_rates(self) -> list[float]:
-        return super().codebook_rates if self._codebook_rates is None else self._codebook_rates
-
-    def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
-        """x [B, 1, T] (unpadded) -> codes [B, n_q, num_frames]; a padded batch item by item."""
-        if num_samples is None or bool((num_samples == x.shape[-1]).all()):
-            return self._codes(x, num_frames, n_q)
-        out = torch.zeros(x.shape[0], n_q, num_frames, dtype=torch.long, device=x.device)
-        for i, n in enumerate(num_samples.tolist()):
-            codes = self._codes(x[i : i + 1, :, :n], -(-n // self.hop_length), n_q)
-            out[i, :, : codes.shape[-1]] = codes[0]
-        return out
-
-    def _codes(self, x: Tensor, num_frames: int, n_q: int) -> Tensor:
-        if self.pad_to_hop:
-            x = _pad_to(x, num_frames * self.hop_length)
-        codes = self.quantizer.encode(self.encoder(x), n_q)
-        if codes.shape[-1] < num_frames:
-            raise RuntimeError(f"{self.name}: the peer gave {codes.shape[-1]} frames for {x.shape[-1]} samples; "
-                               f"expected {num_frames}")
-        return codes[..., :num_frames]
-
-    def _decode_frames(self, tokens: Tensor, options: dict | None = None) -> Tensor:
-        wav = self.decoder(self.quantizer.decode(tokens))  # peers take no sampling options
-        return _pad_to(wav[..., : tokens.shape[-1] * self.hop_length], tokens.shape[-1] * self.hop_length)
-
-    def save(self, directory, card=None, dtype=None):
-        raise CheckpointError(f"{self.name}: a peer tokenizer is loaded from its official checkpoint "
-                              f"({self.checkpoint['path']}); it is not saved as a speechtok checkpoint")
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", checkpoint={self.checkpoint['path']!r}"
-
-
-def finish(tok: PeerTokenizer, device: str | torch.device | None) -> PeerTokenizer:
+def peer_tokenizer(model: nn.Module, parts: PeerParts, cfg: PeerConfig, *, dim: int, checkpoint: dict, package: str,
+                   device: str | torch.device | None = None, pad_to_hop: bool = False,
+                   codebook_rates: list[float] | None = None, segments: tuple[int, int] | None = None,
+                   normalize_segments: bool = True, notes: str = "") -> Tokenizer:
+    """Another package's codec behind the speechtok API, in eval mode on `device`. `pad_to_hop`: the peer does not
+    pad to whole frames itself. `codebook_rates`: codebooks that repeat their codes on the grid (SNAC).
+    `segments` = (length, stride): the peer encodes fixed, slightly overlapping segments, each divided by its RMS
+    unless not `normalize_segments` (the 48 kHz EnCodec: see `Tokenizer._segments`)."""
+    encoder = _PeerEncoder(model, parts.encode, cfg.hop_length, dim)
+    encoder.pad_to_frames = pad_to_hop
+    if segments is not None:
+        encoder.segments = {"length": int(segments[0]), "stride": int(segments[1])}
+        encoder.normalize_segments = normalize_segments
+    quantizer = _PeerQuantizer(model, parts.quantize, parts.dequantize, cfg.num_codebooks, cfg.codebook_size)
+    name = f"{cfg.peer}-{cfg.sample_rate // 1000}k-q{cfg.num_codebooks}"
+    tok = Tokenizer(encoder, quantizer, _PeerDecoder(model, parts.decode, cfg.hop_length), sample_rate=cfg.sample_rate,
+                    family=f"peer:{cfg.peer}", config=cfg, name=name, modules={"peer": model},
+                    codebook_rates=codebook_rates, checkpoint=checkpoint, savable=False)
+    tok.adapter_info = {
+        "peer": cfg.peer, "format": cfg.variant, "package": package, "package_version": package_version(package),
+        "checkpoint": checkpoint, "batching": PER_ITEM_NOTE, "chunking": "none: the whole file in one pass",
+        **({"notes": notes} if notes else {}),
+    }
+    if segments is not None:
+        tok.adapter_info["segments"] = (f"{segments[0]} samples every {segments[1]}, each normalised by its own gain "
+                                        "(Codes.scales); decode cross-fades the overlaps")
     return tok.to(device or "cpu").eval()
 
 

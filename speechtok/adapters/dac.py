@@ -11,14 +11,14 @@ import inspect
 
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
+from ..tokenizer import Tokenizer
 from .base import (
     PeerConfig,
     PeerParts,
-    PeerTokenizer,
     canonical,
-    finish,
     load_weights,
     parse_spec,
+    peer_tokenizer,
     read_state,
     require,
     select_q,
@@ -26,7 +26,7 @@ from .base import (
 )
 
 
-def load(spec: str | None, device=None) -> PeerTokenizer:
+def load(spec: str | None, device=None) -> Tokenizer:
     path, options = parse_spec(spec, "dac")
     path = single_file(path, (".pth", ".pt", ".safetensors"), "DAC weights file (.pth)")
     obj = read_state(path)
@@ -47,6 +47,5 @@ def load(spec: str | None, device=None) -> PeerTokenizer:
         dequantize=lambda m, codes: m.quantizer.from_codes(codes)[0],
         decode=lambda m, z: m.decode(z),
     )
-    tok = PeerTokenizer(model, parts, cfg, dim=model.latent_dim, checkpoint=checkpoint_identity([path]),
-                        package="descript-audio-codec", pad_to_hop=True)
-    return finish(tok, device)
+    return peer_tokenizer(model, parts, cfg, dim=model.latent_dim, checkpoint=checkpoint_identity([path]),
+                          package="descript-audio-codec", device=device, pad_to_hop=True)

@@ -9,7 +9,7 @@ PATH is either
 model 16 = 24 kbps at 150 frames/s).
 
 The 48 kHz model (`encodec_48khz-7e698e3e.th`) is stereo and encodes 1 s segments overlapping by 1%, each
-normalised by its loudness: it runs as a `SegmentedPeerTokenizer` (mono input goes to both channels, the two
+normalised by its loudness: it runs as a segmented tokenizer (mono input goes to both channels, the two
 decoded channels are averaged; each segment's gain travels in `Codes.scales`). A Hugging Face directory with
 `chunk_length_s` (facebook/encodec_48khz) runs the same way; one that normalises without chunks has one segment
 per file.
@@ -26,30 +26,29 @@ import torch
 
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
+from ..tokenizer import Tokenizer
 from .base import (
     PeerConfig,
     PeerParts,
-    PeerTokenizer,
     arch_json,
     canonical,
-    finish,
     hf_files,
     load_weights,
     parse_spec,
+    peer_tokenizer,
     read_json,
     read_state,
     require,
     select_q,
     single_file,
 )
-from .segmented import SegmentedPeerTokenizer
 
 WEIGHT_SUFFIXES = (".th", ".pt", ".pth", ".bin", ".safetensors")
 # the first conv's weight [filters, channels, 7]: 1 channel = 24 kHz, 2 = 48 kHz (weight-normed in the 24 kHz model)
 FIRST_CONV = ("encoder.model.0.conv.conv.weight_v", "encoder.model.0.conv.conv.weight")
 
 
-def load(spec: str | None, device=None) -> PeerTokenizer:
+def load(spec: str | None, device=None) -> Tokenizer:
     path, options = parse_spec(spec, "encodec")
     if path.is_dir() and (path / "config.json").is_file():
         return _load_transformers(path, options, spec, device)
@@ -60,7 +59,7 @@ def load(spec: str | None, device=None) -> PeerTokenizer:
 # -- the `encodec` package ----------------------------------------------------------------------------------------
 
 
-def _load_package(file: Path, options: dict, spec: str, device) -> PeerTokenizer:
+def _load_package(file: Path, options: dict, spec: str, device) -> Tokenizer:
     state = read_state(file)
     first = next((state[k] for k in FIRST_CONV if isinstance(state, dict) and k in state), None)
     if first is None:
@@ -85,20 +84,19 @@ def _load_package(file: Path, options: dict, spec: str, device) -> PeerTokenizer
 
 
 def _tokenizer(model, parts: PeerParts, cfg: PeerConfig, segment: tuple[int, int] | None, normalize: bool, device,
-               **common) -> PeerTokenizer:
+               **common) -> Tokenizer:
     """Both formats: a whole-file tokenizer, or a segmented one for models that cut the input into segments
     (`segment` = (length, stride)) or normalise it (a whole file is then one segment with its gain)."""
     if segment is None and not normalize:
-        return finish(PeerTokenizer(model, parts, cfg, **common), device)
-    length, stride = segment or (sys.maxsize, sys.maxsize)
-    return finish(SegmentedPeerTokenizer(model, parts, cfg, **common, segment_length=length, segment_stride=stride,
-                                         normalize=normalize), device)
+        return peer_tokenizer(model, parts, cfg, device=device, **common)
+    return peer_tokenizer(model, parts, cfg, device=device, segments=segment or (sys.maxsize, sys.maxsize),
+                          normalize_segments=normalize, **common)
 
 
 # -- Hugging Face transformers -------------------------------------------------------------------------------------
 
 
-def _load_transformers(path: Path, options: dict, spec: str, device) -> PeerTokenizer:
+def _load_transformers(path: Path, options: dict, spec: str, device) -> Tokenizer:
     config = read_json(path / "config.json")
     if config.get("model_type") != "encodec":
         raise CheckpointError(f"{path / 'config.json'}: model_type {config.get('model_type')!r}, not 'encodec'")

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
+from ..tokenizer import Tokenizer
 from .base import (
     PeerConfig,
     PeerParts,
-    PeerTokenizer,
     arch_json,
-    finish,
     hf_files,
     parse_spec,
+    peer_tokenizer,
     read_json,
     require,
     select_q,
 )
 
 
-def load(spec: str | None, device=None) -> PeerTokenizer:
+def load(spec: str | None, device=None) -> Tokenizer:
     path, options = parse_spec(spec, "mimi")
     config = read_json(path / "config.json") if path.is_dir() else {}
     if config.get("model_type") != "mimi":
@@ -41,6 +41,5 @@ def load(spec: str | None, device=None) -> PeerTokenizer:
         dequantize=lambda m, codes: m.quantizer.decode(codes),
         decode=lambda m, z: m.decoder(z).audio_values,
     )
-    tok = PeerTokenizer(model, parts, cfg, dim=mc.hidden_size, checkpoint=checkpoint_identity(files),
-                        package="transformers")
-    return finish(tok, device)
+    return peer_tokenizer(model, parts, cfg, dim=mc.hidden_size, checkpoint=checkpoint_identity(files),
+                          package="transformers", device=device)

@@ -19,14 +19,14 @@ from torch import Tensor
 
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
+from ..tokenizer import Tokenizer
 from .base import (
     PeerConfig,
     PeerParts,
-    PeerTokenizer,
     canonical,
-    finish,
     load_weights,
     parse_spec,
+    peer_tokenizer,
     read_json,
     read_state,
     require,
@@ -37,7 +37,7 @@ WEIGHTS = ("pytorch_model.bin", "model.safetensors")
 NOISE_SEED = 0
 
 
-def load(spec: str | None, device=None) -> PeerTokenizer:
+def load(spec: str | None, device=None) -> Tokenizer:
     path, options = parse_spec(spec, "snac")
     if not path.is_dir():
         raise CheckpointError(f"{path}: a SNAC checkpoint is a directory with config.json and pytorch_model.bin")
@@ -58,11 +58,11 @@ def load(spec: str | None, device=None) -> PeerTokenizer:
     parts = PeerParts(encode=lambda m, wav: m.encoder(m.preprocess(wav)), quantize=_quantize,
                       dequantize=_dequantize, decode=_decode)
     rate = model.sampling_rate / hop
-    tok = PeerTokenizer(model, parts, cfg, dim=model.latent_dim, checkpoint=checkpoint_identity([path / "config.json",
-                        weights]), package="snac", codebook_rates=[rate / s for s in strides[:q]],
-                        notes="codebook i repeats each code vq_strides[i] times on the finest grid; "
-                              f"decoder noise seeded with {NOISE_SEED}")
-    return finish(tok, device)
+    return peer_tokenizer(model, parts, cfg, dim=model.latent_dim,
+                          checkpoint=checkpoint_identity([path / "config.json", weights]), package="snac",
+                          device=device, codebook_rates=[rate / s for s in strides[:q]],
+                          notes="codebook i repeats each code vq_strides[i] times on the finest grid; "
+                                f"decoder noise seeded with {NOISE_SEED}")
 
 
 def _quantize(m, z: Tensor, n_q: int) -> Tensor:

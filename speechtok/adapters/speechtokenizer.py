@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
-from ..models.speechtokenizer import HybridTokenizer
+from ..tokenizer import Tokenizer
 from .base import parse_spec, read_json, read_state, select_q, single_file
 from .speechtokenizer_release import speechtokenizer_from_release
 
 
-def load(spec: str | None, device=None) -> HybridTokenizer:
+def load(spec: str | None, device=None) -> Tokenizer:
     path, options = parse_spec(spec, "speechtokenizer")
     directory = path if path.is_dir() else path.parent
     config = read_json(directory / "config.json")

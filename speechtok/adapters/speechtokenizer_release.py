@@ -13,12 +13,13 @@ from torch import Tensor
 from ..config import to_dict
 from ..errors import CheckpointError
 from ..layers.seanet import fold_weight_norm_keys
-from ..models.speechtokenizer import HybridTokenizer, build_speechtokenizer
+from ..models.speechtokenizer import build_speechtokenizer
+from ..tokenizer import Tokenizer
 
 
 def load_speechtokenizer_release(config_path: str | os.PathLike, ckpt_path: str | os.PathLike,
-                                 device: str | torch.device | None = None) -> HybridTokenizer:
-    """The official release (`config.json`, `SpeechTokenizer.pt`) -> HybridTokenizer in eval mode."""
+                                 device: str | torch.device | None = None) -> Tokenizer:
+    """The official release (`config.json`, `SpeechTokenizer.pt`) -> Tokenizer in eval mode."""
     from ..fileio import read_json, read_state
 
     config_path, ckpt_path = Path(config_path), Path(ckpt_path)
@@ -28,8 +29,8 @@ def load_speechtokenizer_release(config_path: str | os.PathLike, ckpt_path: str 
 
 
 def speechtokenizer_from_release(config: dict, state: dict, source: str | os.PathLike,
-                                 name: str | None = None, n_q: int | None = None) -> HybridTokenizer:
-    """The release's config (a dict; training-only keys are ignored) and state dict -> HybridTokenizer (eval).
+                                 name: str | None = None, n_q: int | None = None) -> Tokenizer:
+    """The release's config (a dict; training-only keys are ignored) and state dict -> Tokenizer (eval).
     `n_q` keeps the first n_q codebooks only (a lower bitrate, as `?q=N` in a spec)."""
     from ..codecs.speechtokenizer import SpeechTokenizerConfig
     from ..config import from_dict

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .base import Encoder
+from .base import OWN_WINDOWS, Encoder
 
 
 @dataclass(frozen=True)
@@ -283,11 +283,15 @@ class HubertEncoder(Encoder):
     """The `Encoder` of the HuBERT-units tokenizer: the features of one layer, in windows for long inputs.
 
     Unlike the conv codecs' encoders it gives floor((T - 400) / 320) + 1 frames for T samples, frame i centred on
-    sample 320 i + 200 (`offset` = 40 samples relative to a frame grid starting at 0).
+    sample 320 i + 200 (`frame_offset` = 40 samples relative to a frame grid starting at 0). It windows long inputs
+    itself and needs no whole-frame padding (a padded batch is masked and passed its exact lengths).
     """
 
     window_seconds: float = 20.0  # longest input attended at once
     context_seconds: float = 2.0  # extra audio each side of a window; its frames are dropped
+    frame_name = "HuBERT frame"
+    windows = OWN_WINDOWS
+    pad_to_frames = False
 
     def __init__(self, cfg: HubertConfig, layer: int, sample_rate: int = 16000):
         super().__init__()
@@ -298,14 +302,18 @@ class HubertEncoder(Encoder):
         self.hop_length = cfg.hop_length
         self.dim = cfg.hidden_size
         self.sample_rate = sample_rate
-        self.offset = (cfg.window - cfg.hop_length) // 2  # 40 for HuBERT: centre 200 vs a hop-grid centre 160
+        self.frame_offset = (cfg.window - cfg.hop_length) // 2  # 40 for HuBERT: centre 200 vs a hop-grid's 160
 
     @property
     def receptive_field(self) -> int:
         return int(self.window_seconds * self.sample_rate)
 
+    @property
+    def min_samples(self) -> int:
+        return self.model.cfg.window
+
     def num_frames(self, num_samples: Tensor) -> Tensor:
-        return self.model.num_frames(num_samples)
+        return self.model.num_frames(torch.as_tensor(num_samples))
 
     def forward(self, wav: Tensor, lengths: Tensor | None = None, layer: int | None = None) -> Tensor:
         """wav [B, 1, T], lengths [B] valid samples -> features of `layer` (default the configured one)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers.seanet import SLSTM, SConv1d, SEANetResnetBlock
-from .base import Encoder
+from .base import OWN_LENGTHS, Encoder
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,11 @@ class SpeechTokenizerConfig:
 
 
 class SpeechTokenizerEncoder(Encoder):
+    # as the release encodes: each item read at its own length (its edges padded with reflections of the signal,
+    # not zeros), so codes equal the official package's for any length
+    batching = OWN_LENGTHS
+    pad_to_frames = False
+
     def __init__(self, cfg: SpeechTokenizerConfig, norm: bool = False):
         super().__init__()
         self.cfg, self.dim, self.hop_length = cfg, cfg.dimension, cfg.hop_length

@@ -91,16 +91,17 @@ def _featurizer(args):
 
         mfcc = MFCC()
         return (lambda wav: rearrange(mfcc(wav)[0], "d t -> t d")), "mfcc 13+d+dd, CMVN, 25 ms / 20 ms", None
+    from ..models import hubert_features
     from ..registry import load
 
     tok = load(args.features, device=args.device)
     if tok.family != "hubert-units":
         raise SystemExit(f"{args.features}: a {tok.family} tokenizer; k-means here needs a hubert-units one")
-    layer = tok.layer if args.layer is None else args.layer
+    layer = tok.encoder.layer if args.layer is None else args.layer
 
     def featurize(wav):
         with torch.inference_mode():
-            feats, _ = tok.features(wav, 16000, layer=layer)
+            feats, _ = hubert_features(tok, wav, 16000, layer=layer)
         return rearrange(feats[0].cpu(), "d t -> t d")
 
     return featurize, f"{tok.name} layer {layer}", tok
@@ -112,7 +113,7 @@ def _write_tokenizer(tok, layer, centroids, out: Path) -> None:
     from ..models import build_hubert_units
     from ..quantizers.kmeans import KMeansConfig
 
-    cfg = replace(tok.config, layer=tok.layer if layer is None else layer, vocoder=None,
+    cfg = replace(tok.config, layer=tok.encoder.layer if layer is None else layer, vocoder=None,
                   kmeans=KMeansConfig(dim=centroids.shape[1], codebook_size=centroids.shape[0]))
     new = build_hubert_units(cfg, name=f"{tok.name.split('-k')[0]}-L{cfg.layer}-k{centroids.shape[0]}")
     new.encoder.model.load_state_dict(tok.encoder.model.state_dict())

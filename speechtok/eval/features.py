@@ -104,7 +104,7 @@ def latent_features(tok, wav: Tensor | np.ndarray, sample_rate: int) -> FrameFea
     with torch.inference_mode():
         z = tok.encoder(x)  # [1, D, frames]
     return FrameFeatures(rearrange(z[0], "d t -> t d").float().cpu().numpy(), tok.sample_rate, tok.hop_length,
-                         int(getattr(tok.encoder, "offset", 0)))
+                         tok.encoder.frame_offset)
 
 
 def mfcc_features(wav: np.ndarray, sample_rate: int, n_mfcc: int = 13) -> FrameFeatures:

@@ -81,3 +81,20 @@ class PaddedConv1d(nn.Module):
         """x [B, C, T] -> [B, C', T // stride]; lengths [B] are at the output rate."""
         y = self.conv(F.pad(x, self.pad))
         return y if lengths is None else zero_past_(y, lengths)
+
+
+def linear_overlap_add(pieces: list[Tensor], stride: int) -> Tensor:
+    """Segments [..., L_k] placed every `stride` samples, each weighted by a triangle over the first segment's
+    length (a shorter last segment takes the triangle's start), summed and divided by the summed weights: where
+    two segments overlap, the output fades linearly from one to the other."""
+    size = pieces[0].shape[-1]
+    ramp = torch.arange(1, size + 1, device=pieces[0].device, dtype=pieces[0].dtype) / (size + 1)
+    weight = 0.5 - (ramp - 0.5).abs()
+    total = stride * (len(pieces) - 1) + pieces[-1].shape[-1]
+    out = pieces[0].new_zeros(*pieces[0].shape[:-1], total)
+    norm = pieces[0].new_zeros(total)
+    for k, piece in enumerate(pieces):
+        start, n = k * stride, piece.shape[-1]
+        out[..., start : start + n] += weight[:n] * piece
+        norm[start : start + n] += weight[:n]
+    return out / norm

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from .codec import CodecConfig, build_codec
 from .flow_decoded import FlowDecodedConfig, build_flow_decoded
-from .hubert_units import HubertUnitsConfig, UnitTokenizer, build_hubert_units, hubert_units_from
+from .hubert_units import HubertUnitsConfig, build_hubert_units, hubert_features, hubert_units_from
 from .registry import FAMILIES, Family, register_family  # noqa: I001 - the registry before the families
-from .speechtokenizer import HybridTokenizer, build_speechtokenizer
+from .speechtokenizer import build_speechtokenizer, semantic_features
 
-__all__ = ["FAMILIES", "Family", "register_family", "CodecConfig", "build_codec", "HubertUnitsConfig", "UnitTokenizer",
-           "build_hubert_units", "hubert_units_from", "HybridTokenizer", "build_speechtokenizer", "FlowDecodedConfig",
-           "build_flow_decoded"]
+__all__ = ["FAMILIES", "Family", "register_family", "CodecConfig", "build_codec", "HubertUnitsConfig",
+           "build_hubert_units", "hubert_features", "hubert_units_from", "build_speechtokenizer", "semantic_features",
+           "FlowDecodedConfig", "build_flow_decoded"]

@@ -15,12 +15,10 @@ import torch
 from torch import Tensor
 
 from ..codecs.hubert import HubertConfig, HubertEncoder
-from ..codes import Codes
 from ..config import from_dict
 from ..layers import lengths_to_mask
 from ..quantizers.kmeans import KMeans, KMeansConfig
 from ..tokenizer import Tokenizer
-from ..vocoders.base import Decoder
 from ..vocoders.gan import VocosConfig, VocosDecoder
 from .registry import register_family
 
@@ -49,65 +47,30 @@ class HubertUnitsConfig:
                              f"HuBERT ({self.hubert.hidden_size} / {self.hubert.hop_length})")
 
 
-class UnitTokenizer(Tokenizer):
-    encoder: HubertEncoder
-    quantizer: KMeans
-
-    def __init__(self, encoder: HubertEncoder, quantizer: KMeans, decoder: Decoder | None, **kwargs):
-        super().__init__(encoder, quantizer, decoder, **kwargs)
-
-    @property
-    def layer(self) -> int:
-        return self.encoder.layer
-
-    def num_frames(self, num_samples: Tensor) -> Tensor:
-        """[B] samples -> [B] frames: floor((T - 400) / 320) + 1."""
-        return self.encoder.num_frames(torch.as_tensor(num_samples))
-
-    def features(self, wav: Tensor | np.ndarray, sample_rate: int, layer: int | None = None,
-                 lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """HuBERT features of `layer` (default: the units' layer) -> ([B, D, T_frames], frames [B])."""
-        x, num_samples = self._input(wav, sample_rate, lengths, self.encoder.model.cfg.window, "HuBERT frame")
-        return self._features(x, num_samples if lengths is not None else None, layer), self.num_frames(num_samples)
-
-    def _features(self, x: Tensor, num_samples: Tensor | None, layer: int | None = None) -> Tensor:
-        """x [B, 1, T] (a padded batch when `num_samples` are given) -> [B, D, T_frames]"""
-        if num_samples is not None:  # zero past each item's end: batch padding must read as silence
-            x = x * lengths_to_mask(num_samples.to(x.device), x.shape[-1])
-        with torch.inference_mode():
-            return self.encoder(x, None if num_samples is None else num_samples.to(x.device), layer=layer)
-
-    def encode(self, wav: Tensor | np.ndarray, sample_rate: int, n_q: int | None = None,
-               lengths: Tensor | None = None) -> Codes:
-        """wav [T], [C, T] or [B, C, T] -> Codes [B, 1, floor((T - 400) / 320) + 1], offset 40 samples."""
-        self._check_n_q(n_q)
-        x, num_samples = self._input(wav, sample_rate, lengths, self.encoder.model.cfg.window, "HuBERT frame")
-        feats = self._features(x, num_samples if lengths is not None else None)
-        with torch.inference_mode():
-            codes = self.quantizer.encode(feats)
-        return Codes(codes=codes.cpu(), lengths=self.num_frames(num_samples).cpu(), sample_rate=self.sample_rate,
-                     hop_length=self.hop_length, num_samples=num_samples.cpu(), offset=self.encoder.offset,
-                     tokenizer=self.identity())
-
-    def decode(self, codes: Codes | Tensor, *, steps: int | None = None, method: str | None = None) -> Tensor:
-        """Codes [B, 1, T] -> wav [B, 1, T_samples] through the unit vocoder; zero-padded to the original length
-        (the last < 400 samples of a file have no frame of their own). `steps` / `method` as `Tokenizer.decode`."""
-        wav = super().decode(codes, steps=steps, method=method)
-        if isinstance(codes, Codes) and codes.num_samples is not None:
-            wav = torch.nn.functional.pad(wav, (0, max(0, int(codes.num_samples.max()) - wav.shape[-1])))
-        return wav
+def hubert_features(tok: Tokenizer, wav: Tensor | np.ndarray, sample_rate: int, layer: int | None = None,
+                    lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """HuBERT features of `layer` (default: the units' layer) of a units tokenizer -> ([B, D, T_frames], frames
+    [B]), computed as `encode` computes those it quantizes (padding masked, the encoder's own windows)."""
+    if not isinstance(tok.encoder, HubertEncoder):
+        raise TypeError(f"{tok.name}: not a HuBERT units tokenizer")
+    x, num_samples = tok.prepare_input(wav, sample_rate, lengths)
+    if lengths is not None:  # zero past each item's end: batch padding must read as silence
+        x = x * lengths_to_mask(num_samples.to(x.device), x.shape[-1])
+    with torch.inference_mode():
+        feats = tok.encoder(x, None if lengths is None else num_samples.to(x.device), layer=layer)
+    return feats, tok.num_frames(num_samples)
 
 
 @register_family("hubert-units", HubertUnitsConfig)
 def build_hubert_units(cfg: HubertUnitsConfig, norm: bool = False, name: str | None = None,
-                       inference: bool = False) -> UnitTokenizer:
+                       inference: bool = False) -> Tokenizer:
     decoder = None if cfg.vocoder is None else VocosDecoder(cfg.vocoder)
-    return UnitTokenizer(HubertEncoder(cfg.hubert, cfg.layer, cfg.sample_rate), KMeans(cfg.kmeans), decoder,
+    return Tokenizer(HubertEncoder(cfg.hubert, cfg.layer, cfg.sample_rate), KMeans(cfg.kmeans), decoder,
                          sample_rate=cfg.sample_rate, family="hubert-units", config=cfg, name=name)
 
 
 def hubert_units_from(hubert: str | os.PathLike, layer: int, kmeans: str | os.PathLike,
-                      name: str | None = None) -> UnitTokenizer:
+                      name: str | None = None) -> Tokenizer:
     """A units tokenizer (no vocoder) from checkpoints users have: a HuBERT (Hugging Face directory or fairseq
     `.pt`) and k-means centroids (`.safetensors` or `.npy`; joblib files through `speechtok convert`)."""
     from ..codecs.hubert_loading import load_hubert

@@ -5,7 +5,6 @@ LM pipelines that model them apart. The official release loads through `speechto
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ..codecs.speechtokenizer import SemanticProjection, SpeechTokenizerConfig, SpeechTokenizerEncoder
@@ -18,31 +17,11 @@ SEMANTIC_STREAM = "semantic"
 ACOUSTIC_STREAM = "acoustic"
 
 
-class HybridTokenizer(Tokenizer):
-    """A Tokenizer whose first codebook is semantic; `semantic` projects RVQ layer 1 to the teacher's features."""
-
-    def __init__(self, *args, semantic: torch.nn.Module, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.semantic = semantic
-
-    @property
-    def streams(self) -> dict[str, tuple[int, int]]:
-        return {SEMANTIC_STREAM: (0, 1), ACOUSTIC_STREAM: (1, self.num_codebooks)}
-
-    def _encode_frames(self, x: Tensor, num_samples: Tensor | None, num_frames: int, n_q: int) -> Tensor:
-        """As the release encodes: each item read at its own length (its edges padded with reflections of the
-        signal, not with zeros), so codes equal the official package's for any length. Long inputs still go
-        through the base class's windows."""
-        if num_frames > max(1, int(self.chunk_seconds * self.frame_rate)):
-            return super()._encode_frames(x, num_samples, num_frames, n_q)
-        lengths = torch.full((x.shape[0],), x.shape[-1]) if num_samples is None else num_samples
-        return self.quantizer.encode(self.encoder(x, lengths.to(x.device)), n_q)[..., :num_frames]
-
-    def semantic_features(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """wav [B, 1, T] at the tokenizer's rate -> RVQ layer 1 in the teacher's space [B, T_frames, D_teacher]."""
-        z = self.encoder(wav, lengths)
-        first = self.quantizer.decode(self.quantizer.encode(z, 1))
-        return self.semantic(first)
+def semantic_features(tok: Tokenizer, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
+    """wav [B, 1, T] at the tokenizer's rate -> RVQ layer 1 in the teacher's space [B, T_frames, D_teacher]."""
+    z = tok.encoder(wav, lengths)
+    first = tok.quantizer.decode(tok.quantizer.encode(z, 1))
+    return tok.semantic(first)
 
 
 @register_family("speechtokenizer", SpeechTokenizerConfig)
@@ -58,5 +37,6 @@ def build_speechtokenizer(cfg: SpeechTokenizerConfig, norm: bool = False, name: 
         dilation_base=cfg.dilation_base,
         lstm_context_frames=round(cfg.lstm_context_s * cfg.sample_rate / cfg.hop_length),
     ), norm=norm)
-    return HybridTokenizer(SpeechTokenizerEncoder(cfg, norm=norm), quantizer, decoder, semantic=SemanticProjection(cfg),
-                           sample_rate=cfg.sample_rate, family="speechtokenizer", config=cfg, name=name)
+    return Tokenizer(SpeechTokenizerEncoder(cfg, norm=norm), quantizer, decoder, sample_rate=cfg.sample_rate,
+                     family="speechtokenizer", config=cfg, name=name, modules={"semantic": SemanticProjection(cfg)},
+                     streams={SEMANTIC_STREAM: (0, 1), ACOUSTIC_STREAM: (1, cfg.n_q)})

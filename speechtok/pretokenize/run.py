@@ -121,7 +121,7 @@ def pretokenize(tokenizer: Tokenizer | str | os.PathLike, inputs: str | os.PathL
     tok = _tokenizer(tokenizer, device)
     batch_seconds = default_batch_seconds(tok.device) if batch_seconds is None else batch_seconds
     read_ahead = tok.device.type != "cpu" if read_ahead is None else read_ahead
-    n_q = tok._check_n_q(n_q)
+    n_q = tok.check_n_q(n_q)
     out = Path(out_dir)
 
     items = collect_inputs(inputs, root, splits, skip_missing)
@@ -247,7 +247,7 @@ def _meta(tok: Tokenizer, n_q: int, dtype: str, dedup: bool, num_parts: int, sha
         "lm": lm_meta,
         "columns": ["id", "codes", "num_frames", "duration_s", "source_path"] + (["units", "durations"] if dedup
                                                                                 else [])
-        + (["segment_scales"] if getattr(tok, "segments", None) else []) + lm_columns,
+        + (["segment_scales"] if tok.encoder.segments else []) + lm_columns,
     }
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import speechtok  # noqa: E402
 from speechtok.codecs.hubert import HubertConfig  # noqa: E402
 from speechtok.codecs.speechtokenizer import SpeechTokenizerConfig  # noqa: E402
-from speechtok.models import HubertUnitsConfig, build_hubert_units, build_speechtokenizer  # noqa: E402
+from speechtok.models import HubertUnitsConfig, build_hubert_units, build_speechtokenizer, hubert_features  # noqa: E402
 from speechtok.quantizers.kmeans import KMeansConfig  # noqa: E402
 from speechtok.vocoders.gan import VocosConfig  # noqa: E402
 from tests.golden import decision_inputs, gaps  # noqa: E402
@@ -76,7 +76,7 @@ def tiny_hybrid() -> speechtok.Tokenizer:
 
 def fit_unit_centroids(tok, wav: Tensor) -> None:
     """Centroids = k-means of the model's own features on the signal, so that units vary over time."""
-    feats, _ = tok.features(wav, 16000)
+    feats, _ = hubert_features(tok, wav, 16000)
     x = feats[0].T.double()
     c = x[torch.linspace(0, len(x) - 1, tok.codebook_size).long()].clone()
     for _ in range(20):
