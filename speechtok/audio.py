@@ -12,6 +12,7 @@ import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import soundfile as sf
@@ -205,6 +206,10 @@ def as_batch(wav: Tensor | np.ndarray, source: object = "input") -> Tensor:
     return t.float()
 
 
+@overload
+def downmix(wav: Tensor) -> Tensor: ...
+@overload
+def downmix(wav: np.ndarray) -> np.ndarray: ...
 def downmix(wav: Tensor | np.ndarray) -> Tensor | np.ndarray:
     """`[B, C, T]` -> `[B, 1, T]` by averaging the channels (a tensor or a float32 array)."""
     if wav.shape[1] == 1:
@@ -245,11 +250,19 @@ def warn_loud(peak: float, source: object) -> None:
 
 def check_sample_rate(sample_rate: object, source: object = "input") -> int:
     """`sample_rate` as an int; an AudioError unless it is a whole number of Hz, at least MIN_SAMPLE_RATE."""
-    whole = isinstance(sample_rate, numbers.Integral) or (isinstance(sample_rate, float) and sample_rate.is_integer())
-    if isinstance(sample_rate, bool) or not whole or int(sample_rate) < MIN_SAMPLE_RATE:
+    rate = _whole_number(sample_rate)
+    if rate is None or rate < MIN_SAMPLE_RATE:
         raise AudioError(f"{source}: invalid sample rate {sample_rate!r}; expected a whole number of Hz, at least "
                          f"{MIN_SAMPLE_RATE} (e.g. 16000)")
-    return int(sample_rate)
+    return rate
+
+
+def _whole_number(value: object) -> int | None:
+    if isinstance(value, bool):  # an Integral, but True Hz is a mistake
+        return None
+    if isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer()):
+        return int(value)
+    return None
 
 
 def prepare(wav: Tensor | np.ndarray, sample_rate: int, target_rate: int, source: object = "input") -> Tensor:

@@ -10,10 +10,14 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import one_line
 from .fileio import remove_stale_temps
+
+if TYPE_CHECKING:  # torch is imported by the commands that need it, not by `speechtok --help`
+    from .tokenizer import Tokenizer
 
 log = logging.getLogger("speechtok")
 
@@ -233,7 +237,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     check_targets(jobs, CODES_SUFFIXES, AUDIO_NOT_CODES)
     if not args.overwrite and not _spares_recordings(jobs):
         return 1
-    models: dict[str, object] = {}
+    models: dict[str, Tokenizer] = {}
     sampling = {k: v for k, v in (("steps", args.steps), ("method", args.method)) if v is not None}
 
     def decode_one(job) -> tuple[str, float]:

@@ -107,7 +107,7 @@ class Codes:
             raise CodesError(f"{path}: unknown codes format {fmt!r}; choose one of {', '.join(CODES_FORMATS)}")
         if path.suffix != f".{fmt}":  # `load` tells the format by the suffix: a .pt holding safetensors is lost
             raise CodesError(f"{path}: a {fmt} codes file must end in .{fmt} (the suffix says how to read it)")
-        arr = self.item(0).codes[0].cpu().numpy().astype(storage_dtype(self.tokenizer.get("codebook_size")))
+        arr: np.ndarray = self.item(0).codes[0].cpu().numpy().astype(storage_dtype(self.tokenizer.get("codebook_size")))
         meta = self.metadata()
         if fmt != "npy":
             with atomic_path(path) as tmp:

@@ -135,7 +135,7 @@ class Tokenizer(nn.Module):
         x, num_samples = self.prepare_input(wav, sample_rate, lengths)
         if self.encoder.segments is not None:
             with torch.inference_mode():
-                codes, frames, scales = self._encode_segmented(x, num_samples, n_q)
+                codes, frames, scales = self._encode_segmented(x, num_samples, n_q, self.encoder.segments)
         else:
             frames, scales = self.num_frames(num_samples), None
             with torch.inference_mode():
@@ -296,15 +296,18 @@ class Tokenizer(nn.Module):
             return sys.maxsize
         return max(1, int(self.chunk_seconds * self.frame_rate))
 
-    def _encode_segmented(self, x: Tensor, num_samples: Tensor, n_q: int) -> tuple[Tensor, Tensor, Tensor]:
+    def _encode_segmented(self, x: Tensor, num_samples: Tensor, n_q: int, segments: dict
+                          ) -> tuple[Tensor, Tensor, Tensor]:
         """A segmented encoder: x [B, 1, T] -> (codes [B, n_q, F] of the segments one after the other, frames [B],
         gains [B, S]); items of unequal length are encoded one by one, so their segments line up as alone."""
         if bool((num_samples == x.shape[-1]).all()):
-            codes, gains = self._segments(x, n_q)
+            codes, gains = self._segments(x, n_q, segments)
             items = list(zip(codes, gains))
         else:
-            items = [tuple(t[0] for t in self._segments(x[i : i + 1, :, :n], n_q))
-                     for i, n in enumerate(num_samples.tolist())]
+            items = []
+            for i, n in enumerate(num_samples.tolist()):
+                codes, gains = self._segments(x[i : i + 1, :, :n], n_q, segments)
+                items.append((codes[0], gains[0]))
         frames = torch.tensor([c.shape[-1] for c, _ in items])
         codes = torch.zeros(len(items), n_q, int(frames.max()), dtype=torch.long)
         scales = torch.zeros(len(items), max(s.numel() for _, s in items))
@@ -313,10 +316,10 @@ class Tokenizer(nn.Module):
             scales[i, : s.numel()] = s.float().cpu()
         return codes, frames, scales
 
-    def _segments(self, x: Tensor, n_q: int) -> tuple[Tensor, Tensor]:
+    def _segments(self, x: Tensor, n_q: int, segments: dict) -> tuple[Tensor, Tensor]:
         """x [B, 1, N] -> codes [B, n_q, F] (the segments' frames in order), gains [B, S]."""
         codes, gains = [], []
-        for start, size in segment_bounds(x.shape[-1], **self.encoder.segments):
+        for start, size in segment_bounds(x.shape[-1], **segments):
             segment = x[..., start : start + size]
             gain = (segment.pow(2).mean(dim=(1, 2)).sqrt() + 1e-8 if self.encoder.normalize_segments
                     else segment.new_ones(len(x)))
@@ -333,15 +336,13 @@ class Tokenizer(nn.Module):
         tensor: T * hop_length samples). `steps` and `method` ("euler", "midpoint") pick the ODE sampler of a flow
         decoder (default: its config's).
         """
-        if self.decoder is None:
-            raise CodesError(f"tokenizer {self.name} has no decoder")
+        decoder = self._decoder()
         options = {k: v for k, v in {"steps": steps, "method": method}.items() if v is not None}
-        unknown = sorted(set(options) - set(self.decoder.sampling_options))
+        unknown = sorted(set(options) - set(decoder.sampling_options))
         if unknown:
-            raise ValueError(f"the decoder of {self.name} ({type(self.decoder).__name__}) takes no "
-                             f"{', '.join(unknown)}")
+            raise ValueError(f"the decoder of {self.name} ({type(decoder).__name__}) takes no {', '.join(unknown)}")
         if self.encoder.segments is not None:
-            return self._decode_segmented(codes)
+            return self._decode_segmented(codes, self.encoder.segments)
         if isinstance(codes, Codes):
             self.check_codes(codes)
             tokens, num_samples = codes.codes, codes.num_samples
@@ -362,17 +363,22 @@ class Tokenizer(nn.Module):
 
     def _decode_frames(self, tokens: Tensor, options: dict | None = None) -> Tensor:
         """codes [B, q, T] -> wav [B, 1, T * hop]: in one pass, or in overlapping chunks when long."""
-        num_frames, hop, options = tokens.shape[-1], self.hop_length, options or {}
+        num_frames, hop, options, decoder = tokens.shape[-1], self.hop_length, options or {}, self._decoder()
         step = self._chunk_frames()
-        if num_frames <= step or self.decoder.receptive_field_frames >= sys.maxsize:
-            return _fit(self.decoder(self.quantizer.decode(tokens), **options), num_frames * hop)
+        if num_frames <= step or decoder.receptive_field_frames >= sys.maxsize:
+            return _fit(decoder(self.quantizer.decode(tokens), **options), num_frames * hop)
         chunks = []
-        for a, b, s, e in _chunks(num_frames, step, self.decoder.receptive_field_frames):
-            wav = self.decoder(self.quantizer.decode(tokens[..., s:e]), **options)
+        for a, b, s, e in _chunks(num_frames, step, decoder.receptive_field_frames):
+            wav = decoder(self.quantizer.decode(tokens[..., s:e]), **options)
             chunks.append(wav[..., (a - s) * hop : (b - s) * hop])
         return torch.cat(chunks, dim=-1)
 
-    def _decode_segmented(self, codes: Codes | Tensor) -> Tensor:
+    def _decoder(self) -> Decoder:
+        if self.decoder is None:
+            raise CodesError(f"tokenizer {self.name} has no decoder")
+        return self.decoder
+
+    def _decode_segmented(self, codes: Codes | Tensor, segments: dict) -> Tensor:
         """Codes from a segmented encode (or its codes file) -> wav [B, 1, T]: each segment decoded, its gain
         multiplied back, the overlaps cross-faded; bare code tensors lack the segment gains."""
         if not isinstance(codes, Codes) or codes.scales is None or codes.num_samples is None:
@@ -382,25 +388,25 @@ class Tokenizer(nn.Module):
         tokens = self._check_tokens(codes.codes).to(self.device)
         scales = codes.scales.to(self.device)
         with torch.inference_mode():
-            wavs = [self._decode_segments(tokens[i : i + 1], scales[i : i + 1], n)
+            wavs = [self._decode_segments(tokens[i : i + 1], scales[i : i + 1], n, segments)
                     for i, n in enumerate(codes.num_samples.tolist())]
         out = torch.zeros(len(wavs), 1, max(w.shape[-1] for w in wavs), device=self.device)
         for i, w in enumerate(wavs):
             out[i, :, : w.shape[-1]] = w[0]
         return out
 
-    def _decode_segments(self, tokens: Tensor, scales: Tensor, num_samples: int) -> Tensor:
-        bounds = segment_bounds(num_samples, **self.encoder.segments)
+    def _decode_segments(self, tokens: Tensor, scales: Tensor, num_samples: int, segments: dict) -> Tensor:
+        bounds = segment_bounds(num_samples, **segments)
         frames = [-(-size // self.hop_length) for _, size in bounds]
         if scales.shape[-1] < len(bounds) or tokens.shape[-1] < sum(frames):
             raise CodesError(f"{self.name}: {num_samples} samples need {len(bounds)} segments of {sum(frames)} "
                              f"frames; the codes have {scales.shape[-1]} scales and {tokens.shape[-1]} frames")
         pieces, first = [], 0
         for k, count in enumerate(frames):
-            wav = self.decoder(self.quantizer.decode(tokens[..., first : first + count]))
+            wav = self._decoder()(self.quantizer.decode(tokens[..., first : first + count]))
             pieces.append(wav * scales[:, k, None, None])
             first += count
-        return linear_overlap_add(pieces, self.encoder.segments["stride"])[..., :num_samples]
+        return linear_overlap_add(pieces, segments["stride"])[..., :num_samples]
 
     def check_codes(self, codes: Codes) -> None:
         """Codes made by another tokenizer (another architecture or rate) cannot be decoded here."""
