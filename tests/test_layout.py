@@ -144,3 +144,30 @@ def test_nothing_subclasses_the_tokenizer():
             if isinstance(node, ast.ClassDef) and any(ast.unparse(b).split(".")[-1] == "Tokenizer" for b in node.bases):
                 subclasses.append(f"{path.relative_to(PACKAGE.parent)}:{node.name}")
     assert not subclasses, f"Tokenizer subclasses (declare the difference on the encoder instead): {subclasses}"
+
+
+def _decorated(part: str, decorator: str) -> dict[str, str]:
+    """name -> module file of every `@decorator("name", ...)` in `part`'s modules."""
+    found = {}
+    for path in (PACKAGE / part).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            for deco in getattr(node, "decorator_list", []):
+                if isinstance(deco, ast.Call) and ast.unparse(deco.func) == decorator:
+                    found[deco.args[0].value] = path.name
+    return found
+
+
+def test_quantizers_families_and_tasks_register_in_their_own_modules():
+    """Adding one touches its own module: the registries fill from decorators / class names there, and no
+    package __init__ lists them."""
+    from speechtok.models import FAMILIES
+    from speechtok.quantizers import QUANTIZERS
+    from speechtok.training.tasks import TASKS
+
+    quantizers, families = _decorated("quantizers", "register_quantizer"), _decorated("models", "register_family")
+    assert set(QUANTIZERS) == set(quantizers) and "__init__.py" not in quantizers.values()
+    assert set(FAMILIES) == set(families) and "__init__.py" not in families.values()
+    assert {name: cls.__module__.rsplit(".", 1)[-1] for name, cls in TASKS.items()} == {n: n for n in TASKS}
+    for part, names in (("quantizers", QUANTIZERS), ("models", FAMILIES), ("training/tasks", TASKS)):
+        init = (PACKAGE / part / "__init__.py").read_text()
+        assert not [n for n in names if f'"{n}"' in init], f"{part}/__init__.py lists its registry's names"

@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import Tensor
 
 from .base import QuantizeOut, Quantizer
+from .registry import register_quantizer
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,8 @@ class FSQ(Quantizer):
         scales = self.fsq.scales[: codes.shape[1]]  # [q, len(levels)]
         summed = sum(book[c] * s for book, c, s in zip(books, codes.unbind(1), scales))  # [B, T, len(levels)]
         return rearrange(self.fsq.project_out(summed), "b t d -> b d t")
+
+
+@register_quantizer("fsq", FSQConfig)
+def build_fsq(cfg: FSQConfig, inference: bool = False) -> FSQ:
+    return FSQ(cfg)  # no lighter inference form

@@ -15,6 +15,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .base import QuantizeOut, Quantizer
+from .registry import register_quantizer
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,11 @@ class RVQ(Quantizer):
         if not 1 <= n_q <= self.num_codebooks:
             raise ValueError(f"n_q={n_q} is out of range: this quantizer has {self.num_codebooks} codebooks")
         return n_q
+
+
+@register_quantizer("rvq", RVQConfig)
+def build_rvq(cfg: RVQConfig, inference: bool = False) -> RVQ:
+    return RVQ(cfg, inference=inference)
 
 
 class StoredResidualVQ(nn.Module):

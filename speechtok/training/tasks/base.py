@@ -20,11 +20,21 @@ if TYPE_CHECKING:
 Update = Callable[[str, Tensor], None]
 
 
+TASKS: dict[str, type[Task]] = {}  # task name -> class; the tasks package imports every module, so all register
+
+
 class Task(ABC):
     """A task owns its modules and computes losses; the Trainer owns optimizers, schedules, devices and I/O."""
 
     # The optimizer group whose weights `export()` uses: the trainer keeps its EMA and swaps it in for export.
     export_group: str = "generator"
+    # The recipe's `task:` that picks it; a subclass with a name registers itself in TASKS (none: a base class)
+    name: str | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            TASKS[cls.name] = cls
 
     @abstractmethod
     def modules(self) -> dict[str, nn.Module]:

@@ -34,6 +34,8 @@ class CodecTaskConfig:
 class CodecTask(GANTask):
     """Trains a whole tokenizer of family `family` (the recipe's `model` section is its config)."""
 
+    name = "codec"
+
     family = "codec"
     config_cls = CodecTaskConfig
     default_weights = DEFAULT_WEIGHTS

@@ -27,6 +27,8 @@ class FlowTaskConfig:
 
 
 class FlowTask(Task):
+    name = "flow"
+
     export_group = "decoder"
 
     def __init__(self, model: dict, task_config: dict):

@@ -73,6 +73,8 @@ def build_targets(spec: dict) -> nn.Module:
 
 
 class HubertTask(Task):
+    name = "hubert"
+
     export_group = "hubert"
 
     def __init__(self, model: dict, task_config: dict):

@@ -39,6 +39,8 @@ class SpeechTokenizerTaskConfig:
 
 
 class SpeechTokenizerTask(CodecTask):
+    name = "speechtokenizer"
+
     family = "speechtokenizer"
     config_cls = SpeechTokenizerTaskConfig
     default_weights = DEFAULT_WEIGHTS

@@ -34,6 +34,8 @@ class UnitVocoderTaskConfig:
 
 
 class UnitVocoderTask(GANTask):
+    name = "unit_vocoder"
+
     def __init__(self, model: dict, task_config: dict):
         self.cfg = from_dict(UnitVocoderTaskConfig, task_config)
         self.units = load_checkpoint(self.cfg.units).requires_grad_(False)
