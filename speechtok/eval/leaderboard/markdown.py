@@ -1,0 +1,38 @@
+"""The leaderboard as Markdown: one table a group, best values in bold, links to the plots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .table import Group, best_value, cell_text, column_header, kbps_text
+
+
+def markdown(groups: Sequence[Group], plots: dict[str, str] | None = None) -> str:
+    """One table per data set: mean ± half the 95% interval; the best non-reference value in bold."""
+    out = ["# speechtok leaderboard", ""]
+    for group in groups:
+        cols = group.ordered_columns
+        scored = sorted({s["data"].get("scored", 0) for s in group.sources})
+        out += [f"## {group.name}", "", f"Utterances scored: {', '.join(map(str, scored))}. "
+                "Mean ± half the 95% interval; ↑ higher is better, ↓ lower is better; best non-reference value "
+                "in bold; kbps is the nominal bitrate, eff. kbps the entropy-based one.", ""]
+        out += [f"> {w}" for w in group.warnings] + ([""] if group.warnings else [])
+        head = ["model", "n_q", "kbps", "eff. kbps", *(column_header(group, c) for c in cols), "notes"]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "|".join(["---", "---:", "---:", "---:", *["---:"] * len(cols), "---"]) + "|")
+        for e in group.entries:
+            if e.status != "ok":
+                cells = ["—"] * len(cols)
+                notes = f"failed: {e.error}"
+            else:
+                best = {c: best_value(group, c) for c in cols}
+                cells = [(f"**{cell_text(c, e.values.get(c))}**" if c in e.values and e.values[c][0] == best[c]
+                          else cell_text(c, e.values.get(c))) for c in cols]
+                notes = "; ".join(e.notes)
+            row = [e.label, "—" if e.n_q is None else str(e.n_q), kbps_text(e.kbps), kbps_text(e.effective_kbps),
+                   *cells, notes.replace("|", "/")]
+            out.append("| " + " | ".join(row) + " |")
+        if plots and group.name in plots:
+            out += ["", f"![quality versus bitrate, {group.name}]({plots[group.name]})"]
+        out.append("")
+    return "\n".join(out)
