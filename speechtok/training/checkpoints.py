@@ -6,11 +6,15 @@ Python's `random` (vector-quantize-pytorch's quantizer dropout draws from it), s
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import pickle
 import random
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -40,6 +44,51 @@ def set_rng_state(state: dict) -> None:
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     random.setstate(_python_state_from_safe(state["python"]))
+
+
+class OwnRNG:
+    """A trainer's own random streams (torch, CUDA, numpy, Python's `random`): swapped in while it works (`with
+    rng.active():`, re-entrant) and out after, so that training leaves the process's streams as it found them.
+    Libraries it drives (vector-quantize-pytorch's k-means init, code replacement, quantizer dropout) draw from the
+    global streams, so they are the trainer's while it runs."""
+
+    def __init__(self, seed: int) -> None:
+        outside = rng_state()
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)  # quantizer dropout draws from it: one seed, one run
+        self.state = rng_state()
+        set_rng_state(outside)
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        if self._depth:
+            yield
+            return
+        outside = rng_state()
+        set_rng_state(self.state)
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            self.state = rng_state()
+            set_rng_state(outside)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_own_rng(method: F) -> F:
+    """A trainer method that runs on the trainer's own random streams (`self.own_rng`)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.own_rng.active():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _python_state_to_safe(state: tuple) -> list:

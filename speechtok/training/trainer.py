@@ -64,11 +64,18 @@ class Trainer:
         self.run_dir = Path(run_dir)
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
-        torch.manual_seed(self.cfg.seed)
+        self.own_rng = checkpoints.OwnRNG(self.cfg.seed)  # seeded; the process's own streams are left alone
+        with self.own_rng.active():
+            self._build()
+
+    def _build(self) -> None:
+        recipe = self.recipe
         device = pick_device(self.cfg.device)
         self.dist = distributed.setup(device)  # before the task: the RVQ syncs its codebooks when a group exists
         self.device = distributed.local_device(device, self.dist)
         self.task = build_task(recipe).to(self.device)
+        # the task's own random draws (the flow task's noise and times), checkpointed with the run
+        self.task.rng = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
         modules = self.task.modules()
         if self.task.export_group not in modules:
             raise ValueError(f"task {recipe.task}: export group {self.task.export_group!r} is not one of "
@@ -106,6 +113,7 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------------
 
+    @checkpoints.with_own_rng
     def fit(self, until: int | None = None) -> Path:
         """Train to `train.steps` (or stop at step `until`), resuming from the run directory's latest checkpoint.
         Returns the run directory."""
@@ -223,6 +231,7 @@ class Trainer:
         torch.distributed.broadcast(late, src=0)
         return bool(late)
 
+    @checkpoints.with_own_rng
     def train_step(self, batch: Tensor) -> dict[str, float]:
         """One optimizer step per group on `batch`, as `grad_accum` micro-batches; the mean of their logs."""
         micro = batch.chunk(self.cfg.grad_accum)
@@ -312,12 +321,14 @@ class Trainer:
             "scaler": self.precision.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
             "seconds": self.seconds(),
+            "task_rng": self.task.rng.get_state() if self.task.rng is not None else None,
         }
 
     def seconds(self) -> float:
         """Wall seconds of this run so far, over all its jobs."""
         return self.seconds_before + time.time() - self.job_start
 
+    @checkpoints.with_own_rng
     def save(self) -> Path | None:
         """Rank 0 writes the checkpoint (every rank holds the same weights); the others wait for it."""
         path = None
@@ -328,6 +339,7 @@ class Trainer:
             torch.distributed.barrier()
         return path
 
+    @checkpoints.with_own_rng
     def resume(self, path: Path | None = None) -> bool:
         """Load `path`, or the run's latest readable checkpoint (an unreadable one, cut by a kill or a full disk,
         is skipped with a warning)."""
@@ -348,6 +360,8 @@ class Trainer:
         elif self.ema is not None:  # the run had no EMA until now: start it from the current weights
             self.ema = EMA(self.task.modules()[self.task.export_group], self.cfg.ema_decay, self.cfg.ema_start)
         checkpoints.set_rng_state(state["rng"])
+        if state.get("task_rng") is not None and self.task.rng is not None:  # absent from earlier checkpoints
+            self.task.rng.set_state(state["task_rng"])
         self.step = int(state["step"])
         self.seconds_before = float(state.get("seconds", 0.0))
         log.info("resumed %s at step %d", self.run_dir, self.step)

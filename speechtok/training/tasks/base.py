@@ -28,6 +28,8 @@ class Task(ABC):
 
     # The optimizer group whose weights `export()` uses: the trainer keeps its EMA and swaps it in for export.
     export_group: str = "generator"
+    # The trainer's generator for the task's own random draws (set by the Trainer; checkpointed with the run)
+    rng: torch.Generator | None = None
     # The recipe's `task:` that picks it; a subclass with a name registers itself in TASKS (none: a base class)
     name: str | None = None
 

@@ -49,15 +49,16 @@ class FlowTask(Task):
     def condition(self, batch: Tensor) -> Tensor:
         """batch [B, 1, T] -> z_q [B, D, T / hop]: the frozen tokenizer's inference path, codes and back."""
         q = self.base.num_codebooks
-        n_q = int(torch.randint(1, q + 1, ())) if self.cfg.random_n_q else q  # the trainer keeps torch's RNG state
+        device = self.rng.device if self.rng is not None else "cpu"
+        n_q = int(torch.randint(1, q + 1, (), generator=self.rng, device=device)) if self.cfg.random_n_q else q
         return self.base.quantizer.decode(self.base.quantizer.encode(self.base.encoder(batch), n_q))
 
     def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
         batch = batch[..., : batch.shape[-1] // self.decoder.hop_length * self.decoder.hop_length]  # whole frames
         z_q = self.condition(batch)
         x1 = self.decoder.spectrum(batch)  # [B, 2F, T]
-        x0 = torch.randn_like(x1)
-        t = torch.rand(x1.shape[0], device=x1.device)
+        x0 = torch.randn(x1.shape, generator=self.rng, device=x1.device, dtype=x1.dtype)
+        t = torch.rand(x1.shape[0], generator=self.rng, device=x1.device)
         xt = torch.lerp(x0, x1, t[:, None, None])
         loss = F.mse_loss(self.decoder.denoise(xt, t, z_q).float(), x1.float())
         update("decoder", loss)
