@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from speechtok.layers.mel import MelSpectrogram, mel_filterbank
 from speechtok.vocoders import (
     ISTFT,
     ComplexSTFTLoss,
     DiscriminatorConfig,
     DiscriminatorOutput,
     Discriminators,
-    MelSpectrogram,
     MultiScaleMelLoss,
     VocosConfig,
     VocosDecoder,
@@ -24,7 +24,6 @@ from speechtok.vocoders import (
     discriminator_losses,
     feature_matching_loss,
     generator_losses,
-    mel_filterbank,
 )
 
 SR = 16000

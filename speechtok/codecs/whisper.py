@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..layers.mel import mel_filterbank
+
 __all__ = ["WhisperEncoder", "WhisperEncoderOut", "log_mel", "mel_filters", "sinusoids", "load_whisper_encoder",
            "SAMPLE_RATE", "N_FFT", "HOP", "N_SAMPLES", "N_FRAMES"]
 
@@ -132,25 +134,9 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> Ten
 
 @functools.cache
 def mel_filters(n_mels: int = 80, sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> Tensor:
-    """Slaney-style mel filterbank [n_mels, n_fft // 2 + 1] (area-normalised triangles on the Slaney mel scale:
-    linear below 1 kHz, logarithmic above), the one Whisper was trained with (librosa's default)."""
-    def hz_to_mel(f: Tensor) -> Tensor:
-        lin = f / (200.0 / 3)
-        return torch.where(f >= 1000.0, 15.0 + torch.log(f.clamp(min=1e-10) / 1000.0) / (math.log(6.4) / 27), lin)
-
-    def mel_to_hz(m: Tensor) -> Tensor:
-        return torch.where(m >= 15.0, 1000.0 * torch.exp((math.log(6.4) / 27) * (m - 15.0)), m * (200.0 / 3))
-
-    fft_freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    top = hz_to_mel(torch.tensor(sample_rate / 2, dtype=torch.float64))
-    mel_f = mel_to_hz(torch.linspace(0.0, float(top), n_mels + 2, dtype=torch.float64))
-    ramps = mel_f[:, None] - fft_freqs[None]  # [n_mels + 2, F]
-    gaps = mel_f.diff()
-    lower = -ramps[:-2] / gaps[:-1, None]
-    upper = ramps[2:] / gaps[1:, None]
-    weights = torch.clamp(torch.minimum(lower, upper), min=0.0)
-    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
-    return weights.float()
+    """Slaney-style mel filterbank [n_mels, n_fft // 2 + 1], the one Whisper was trained with (librosa's default;
+    `layers.mel.mel_filterbank`, shared with the mel losses and the mel distance)."""
+    return torch.as_tensor(mel_filterbank(sample_rate, n_fft, n_mels))
 
 
 def log_mel(wav: Tensor, lengths: Tensor | None = None, n_mels: int = 80,

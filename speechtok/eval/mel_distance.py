@@ -4,7 +4,7 @@ identity).
 
 At each scale the window is `window_ms` long (rounded to a power of two in samples), the hop a quarter of it,
 Hann window, magnitude (not power) spectra, `n_fft // 8` Slaney mel filters from 0 Hz to Nyquist
-(`speechtok.vocoders.mel.mel_filterbank`, equal to librosa's), floored at `1e-5` before log10.
+(`speechtok.layers.mel.mel_filterbank`, equal to librosa's), floored at `1e-5` before log10.
 Both signals are mono at the same rate (the reference's native one) and trimmed to the shorter one.
 """
 
@@ -25,7 +25,7 @@ FLOOR = 1e-5
 def mel_distance(reference: Tensor | np.ndarray, degraded: Tensor | np.ndarray, sample_rate: int,
                  windows_ms: tuple[float, ...] = WINDOWS_MS) -> float:
     """Mean over scales of mean |log10 mel(ref) - log10 mel(deg)|; inputs mono `[T]`, `[1, T]` or `[1, 1, T]`."""
-    from ..vocoders.mel import mel_filterbank
+    from ..layers.mel import mel_filterbank
 
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..layers.mel import mel_filterbank
 from ..quantizers.kmeans import KMeans, KMeansConfig
-from ..vocoders.mel import mel_filterbank
 
 
 def dct_matrix(n_mfcc: int, n_mels: int) -> Tensor:

@@ -1,7 +1,7 @@
 """Decoders (quantized latents -> waveform: the GAN decoder and the flow-matching decoder) and what trains them:
-discriminators, losses, mel features.
+discriminators and losses (the mel features they use are `layers.mel`).
 
-The decoder side is imported eagerly; the training side (discriminators, losses, mel) on first use, so that
+The decoder side is imported eagerly; the training side (discriminators, losses) on first use, so that
 loading a tokenizer imports no training code (DESIGN.md, "Layout").
 """
 
@@ -18,10 +18,10 @@ _LAZY = {
     "MultiScaleMelLoss": "losses", "ComplexSTFTLoss": "losses", "adversarial_g_loss": "losses",
     "adversarial_d_loss": "losses",
     "feature_matching_loss": "losses", "generator_losses": "losses", "discriminator_losses": "losses",
-    "MelSpectrogram": "mel", "mel_filterbank": "mel", "hz_to_mel": "mel", "mel_to_hz": "mel",
 }
 
 __all__ = ["Decoder", "VocosConfig", "VocosDecoder", "FlowConfig", "FlowDecoder", "ISTFT", *_LAZY]
+# the mel filterbank and spectrogram are shared DSP: speechtok.layers.mel
 
 
 def __getattr__(name: str):

@@ -30,8 +30,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..layers import autocast_off
+from ..layers.convnext import ConvNeXtBlock
 from .base import Decoder
-from .gan import ConvNeXtBlock
 from .istft import ISTFT
 
 METHODS = ("euler", "midpoint")  # evaluations of the network per step: 1 and 2

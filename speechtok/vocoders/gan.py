@@ -14,6 +14,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..layers import autocast_off
+from ..layers.convnext import ConvNeXtBlock
 from .base import Decoder
 from .istft import ISTFT
 
@@ -27,23 +28,6 @@ class VocosConfig:
     kernel_size: int = 7
     n_fft: int = 1280  # 4 x hop
     hop_length: int = 320
-
-
-class ConvNeXtBlock(nn.Module):
-    def __init__(self, dim: int, intermediate_dim: int, kernel_size: int, layer_scale: float):
-        super().__init__()
-        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, intermediate_dim)
-        self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(intermediate_dim, dim)
-        self.gamma = nn.Parameter(layer_scale * torch.ones(dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x [B, C, T] -> [B, C, T]"""
-        h = rearrange(self.dwconv(x), "b c t -> b t c")
-        h = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(h))))
-        return x + rearrange(h, "b t c -> b c t")
 
 
 class VocosDecoder(Decoder):

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.mel import MelSpectrogram
 from .discriminators import DiscriminatorOutput
-from .mel import MelSpectrogram
 
 
 class MultiScaleMelLoss(nn.Module):

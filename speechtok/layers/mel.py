@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..layers import autocast_off
+from . import autocast_off
 
 _F_SP = 200.0 / 3  # Hz per mel in the linear part
 _MIN_LOG_HZ = 1000.0  # where the log part starts
