@@ -122,15 +122,16 @@ class ConvLayer(nn.Module):
 
 
 class FeatureExtractor(nn.Module):
-    def __init__(self, cfg: HubertConfig):
+    def __init__(self, channels: tuple[int, ...], kernels: tuple[int, ...], strides: tuple[int, ...], bias: bool,
+                 norm: str):
+        """norm: "group" (on the first layer only, HuBERT base) or "layer" (on every layer, large)."""
         super().__init__()
         layers, c_in = [], 1
-        for i, (c, k, s) in enumerate(zip(cfg.conv_dim, cfg.conv_kernel, cfg.conv_stride)):
-            norm = "layer" if cfg.feat_extract_norm == "layer" else ("group" if i == 0 else None)
-            layers.append(ConvLayer(c_in, c, k, s, cfg.conv_bias, norm))
+        for i, (c, k, s) in enumerate(zip(channels, kernels, strides)):
+            layers.append(ConvLayer(c_in, c, k, s, bias, "layer" if norm == "layer" else ("group" if i == 0 else None)))
             c_in = c
         self.conv_layers = nn.ModuleList(layers)
-        self.kernels, self.strides = cfg.conv_kernel, cfg.conv_stride
+        self.kernels, self.strides = kernels, strides
 
     def forward(self, wav: Tensor, lengths: Tensor | None) -> Tensor:
         """wav [B, T], lengths [B] samples -> [B, C, T_frames]"""
@@ -145,11 +146,11 @@ class FeatureExtractor(nn.Module):
 
 
 class FeatureProjection(nn.Module):
-    def __init__(self, cfg: HubertConfig):
+    def __init__(self, c_in: int, dim: int, layer_norm: bool, eps: float):
         super().__init__()
-        if cfg.feat_proj_layer_norm:
-            self.layer_norm = nn.LayerNorm(cfg.conv_dim[-1], eps=cfg.layer_norm_eps)
-        self.projection = nn.Linear(cfg.conv_dim[-1], cfg.hidden_size)
+        if layer_norm:
+            self.layer_norm = nn.LayerNorm(c_in, eps=eps)
+        self.projection = nn.Linear(c_in, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """x [B, T, C] -> [B, T, D]"""
@@ -200,14 +201,13 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, cfg: HubertConfig):
+    def __init__(self, dim: int, heads: int, hidden: int, eps: float, pre_norm: bool):
         super().__init__()
-        d = cfg.hidden_size
-        self.attention = Attention(d, cfg.num_attention_heads)
-        self.layer_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
-        self.feed_forward = FeedForward(d, cfg.intermediate_size)
-        self.final_layer_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
-        self.pre_norm = cfg.do_stable_layer_norm
+        self.attention = Attention(dim, heads)
+        self.layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.feed_forward = FeedForward(dim, hidden)
+        self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.pre_norm = pre_norm
 
     def forward(self, x: Tensor, key_mask: Tensor | None) -> Tensor:
         if self.pre_norm:
@@ -218,13 +218,13 @@ class EncoderLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    def __init__(self, cfg: HubertConfig):
+    def __init__(self, dim: int, num_layers: int, heads: int, hidden: int, pos_kernel: int, pos_groups: int,
+                 eps: float, pre_norm: bool):
         super().__init__()
-        self.pos_conv_embed = PositionalConv(cfg.hidden_size, cfg.num_conv_pos_embeddings,
-                                             cfg.num_conv_pos_embedding_groups)
-        self.layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_hidden_layers))
-        self.pre_norm = cfg.do_stable_layer_norm
+        self.pos_conv_embed = PositionalConv(dim, pos_kernel, pos_groups)
+        self.layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.layers = nn.ModuleList(EncoderLayer(dim, heads, hidden, eps, pre_norm) for _ in range(num_layers))
+        self.pre_norm = pre_norm
 
     def forward(self, x: Tensor, mask: Tensor | None, last_layer: int) -> list[Tensor]:
         """x [B, T, D], mask [B, T] -> hidden states 0..last_layer, each [B, T, D]."""
@@ -245,10 +245,15 @@ class HubertModel(nn.Module):
     def __init__(self, cfg: HubertConfig):
         super().__init__()
         self.cfg = cfg
-        self.feature_extractor = FeatureExtractor(cfg)
-        self.feature_projection = FeatureProjection(cfg)
+        self.feature_extractor = FeatureExtractor(cfg.conv_dim, cfg.conv_kernel, cfg.conv_stride, cfg.conv_bias,
+                                                  cfg.feat_extract_norm)
+        self.feature_projection = FeatureProjection(cfg.conv_dim[-1], cfg.hidden_size, cfg.feat_proj_layer_norm,
+                                                    cfg.layer_norm_eps)
         self.masked_spec_embed = nn.Parameter(torch.zeros(cfg.hidden_size).uniform_())  # replaces masked frames
-        self.encoder = TransformerEncoder(cfg)
+        self.encoder = TransformerEncoder(cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads,
+                                          cfg.intermediate_size, cfg.num_conv_pos_embeddings,
+                                          cfg.num_conv_pos_embedding_groups, cfg.layer_norm_eps,
+                                          cfg.do_stable_layer_norm)
 
     @property
     def num_layers(self) -> int:

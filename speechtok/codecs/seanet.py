@@ -48,14 +48,15 @@ class ResidualUnit(nn.Module):
 class EncoderBlock(nn.Module):
     """Residual units at the input rate, then a strided conv that doubles the channels."""
 
-    def __init__(self, channels: int, stride: int, cfg: SEANetConfig, norm: bool):
+    def __init__(self, channels: int, stride: int, num_residual_layers: int, residual_kernel_size: int,
+                 dilation_base: int, compress: int, causal: bool, norm: bool):
         super().__init__()
         self.units = nn.ModuleList(
-            ResidualUnit(channels, cfg.residual_kernel_size, cfg.dilation_base**j, cfg.compress, cfg.causal, norm)
-            for j in range(cfg.num_residual_layers)
+            ResidualUnit(channels, residual_kernel_size, dilation_base**j, compress, causal, norm)
+            for j in range(num_residual_layers)
         )
         self.act = nn.ELU()
-        self.down = PaddedConv1d(channels, 2 * channels, 2 * stride, stride=stride, causal=cfg.causal, norm=norm)
+        self.down = PaddedConv1d(channels, 2 * channels, 2 * stride, stride=stride, causal=causal, norm=norm)
         self.stride = stride
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -75,7 +76,8 @@ class SEANetEncoder(Encoder):
         self.stem = PaddedConv1d(1, ch, cfg.kernel_size, causal=cfg.causal, norm=norm)
         blocks = []
         for stride in cfg.strides:
-            blocks.append(EncoderBlock(ch, stride, cfg, norm))
+            blocks.append(EncoderBlock(ch, stride, cfg.num_residual_layers, cfg.residual_kernel_size,
+                                       cfg.dilation_base, cfg.compress, cfg.causal, norm))
             ch *= 2
         self.blocks = nn.ModuleList(blocks)
         self.lstm = nn.LSTM(ch, ch, cfg.lstm_layers, batch_first=True) if cfg.lstm_layers else None

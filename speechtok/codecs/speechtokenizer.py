@@ -101,10 +101,9 @@ class SpeechTokenizerEncoder(Encoder):
 class SemanticProjection(nn.Module):
     """RVQ layer 1's quantized output -> the teacher's feature size (identity when they agree), as `transform`."""
 
-    def __init__(self, cfg: SpeechTokenizerConfig):
+    def __init__(self, dim: int, teacher_dim: int):
         super().__init__()
-        same = cfg.dimension == cfg.semantic_dimension
-        self.transform = nn.Identity() if same else nn.Linear(cfg.dimension, cfg.semantic_dimension)
+        self.transform = nn.Identity() if dim == teacher_dim else nn.Linear(dim, teacher_dim)
 
     def forward(self, first_layer: Tensor) -> Tensor:
         """[B, D, T] -> [B, T, semantic_dimension]"""

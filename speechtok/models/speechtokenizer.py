@@ -37,6 +37,7 @@ def build_speechtokenizer(cfg: SpeechTokenizerConfig, norm: bool = False, name: 
         dilation_base=cfg.dilation_base,
         lstm_context_frames=round(cfg.lstm_context_s * cfg.sample_rate / cfg.hop_length),
     ), norm=norm)
+    semantic = SemanticProjection(cfg.dimension, cfg.semantic_dimension)
     return Tokenizer(SpeechTokenizerEncoder(cfg, norm=norm), quantizer, decoder, sample_rate=cfg.sample_rate,
-                     family="speechtokenizer", config=cfg, name=name, modules={"semantic": SemanticProjection(cfg)},
+                     family="speechtokenizer", config=cfg, name=name, modules={"semantic": semantic},
                      streams={SEMANTIC_STREAM: (0, 1), ACOUSTIC_STREAM: (1, cfg.n_q)})
