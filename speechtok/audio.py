@@ -248,6 +248,14 @@ def warn_loud(peak: float, source: object) -> None:
                 source, peak, peak)
 
 
+def too_short(num_samples: int, sample_rate: int, min_samples: int, what: str = "frame") -> str | None:
+    """The one-line reason `num_samples` cannot be encoded (fewer than one `what` of `min_samples`), or None."""
+    if num_samples >= min_samples:
+        return None
+    return (f"audio too short: {num_samples} samples at {sample_rate} Hz; one {what} needs {min_samples} "
+            f"({1000 * min_samples / sample_rate:g} ms)")
+
+
 def check_sample_rate(sample_rate: object, source: object = "input") -> int:
     """`sample_rate` as an int; an AudioError unless it is a whole number of Hz, at least MIN_SAMPLE_RATE."""
     rate = _whole_number(sample_rate)

@@ -178,9 +178,8 @@ class Tokenizer(nn.Module):
                 buf.drop(max(0, b - context) * hop)  # the next chunk's start
                 a = b
             num_samples = buf.end
-            if num_samples < hop:
-                raise AudioError(f"audio too short: {num_samples} samples at {self.sample_rate} Hz; one frame needs "
-                                 f"{hop} ({1000 * hop / self.sample_rate:g} ms)")
+            if (reason := audio.too_short(num_samples, self.sample_rate, hop)) is not None:
+                raise AudioError(reason)
             num_frames, done = (num_samples + hop - 1) // hop, a
             for a, b, s, e in _chunks(num_frames, step, context):
                 if a >= done:
@@ -200,10 +199,10 @@ class Tokenizer(nn.Module):
         valid samples [B] (at this rate); an item shorter than the encoder's one frame is an AudioError."""
         x = audio.prepare(wav, sample_rate, self.sample_rate).to(self.device)
         num_samples = self._lengths_at_rate(lengths, x, sample_rate)
-        shortest = self.encoder.min_samples
-        if int(num_samples.min()) < shortest:
-            raise AudioError(f"audio too short: {int(num_samples.min())} samples at {self.sample_rate} Hz; one "
-                             f"{self.encoder.frame_name} needs {shortest} ({1000 * shortest / self.sample_rate:g} ms)")
+        reason = audio.too_short(int(num_samples.min()), self.sample_rate, self.encoder.min_samples,
+                                 self.encoder.frame_name)
+        if reason is not None:
+            raise AudioError(reason)
         return x, num_samples
 
     def _lengths_at_rate(self, lengths: Tensor | None, x: Tensor, sample_rate: int) -> Tensor:

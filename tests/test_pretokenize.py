@@ -444,3 +444,17 @@ def test_a_window_crosses_from_a_worker_as_one_buffer():
         assert got.indices == sent.indices and got.durations == sent.durations
         assert torch.equal(got.wav, sent.wav) and torch.equal(got.lengths, sent.lengths)
         assert got.wav.untyped_storage().data_ptr() == back.audio.untyped_storage().data_ptr()
+
+
+def test_the_bucketer_skips_what_the_tokenizer_cannot_encode():
+    """Items shorter than the encoder's one frame fail in the bucketer with the tokenizer's own message (HuBERT's
+    400-sample window, not one 320-sample hop), so no batch is tried on them."""
+    from speechtok.pretokenize.batching import Bucketer, Loaded
+
+    loaded = [Loaded(i, torch.zeros(n), n / 16000) for i, n in enumerate([350, 400, 319])]
+    window = Bucketer(16000, 320, max_samples=20000, max_items=4, min_samples=400, frame_name="HuBERT frame")(loaded)
+    assert [i for b in window.batches for i in b.indices] == [1]
+    assert dict(window.failures) == {0: "audio too short: 350 samples at 16000 Hz; one HuBERT frame needs 400 (25 ms)",
+                                     2: "audio too short: 319 samples at 16000 Hz; one HuBERT frame needs 400 (25 ms)"}
+    codec = Bucketer(16000, 320, max_samples=20000, max_items=4)(loaded)  # a codec: one hop
+    assert [i for b in codec.batches for i in sorted(b.indices)] == [0, 1] and [i for i, _ in codec.failures] == [2]

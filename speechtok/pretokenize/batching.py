@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..audio import too_short
+
 MAX_PADDING = 0.1  # of a batch's padded samples, at most (bucket)
 
 
@@ -93,18 +95,20 @@ def _view(audio: Tensor, offset: int, shape: tuple[int, ...]) -> Tensor:
 class Bucketer:
     """collate_fn: a window of `Loaded` -> `Window` of padded batches (runs in the worker)."""
 
-    def __init__(self, sample_rate: int, hop_length: int, max_samples: int, max_items: int) -> None:
+    def __init__(self, sample_rate: int, hop_length: int, max_samples: int, max_items: int,
+                 min_samples: int | None = None, frame_name: str = "frame") -> None:
+        """min_samples, frame_name: the tokenizer's shortest input (`Encoder.min_samples`; default one hop)."""
         self.sample_rate, self.hop_length = sample_rate, hop_length
         self.max_samples, self.max_items = max_samples, max_items
+        self.min_samples, self.frame_name = min_samples or hop_length, frame_name
 
     def __call__(self, loaded: list[Loaded]) -> Window:
         failures, good = [], []
         for item in loaded:
             if item.wav is None:
                 failures.append((item.index, item.error or "unreadable"))
-            elif item.wav.numel() < self.hop_length:  # Tokenizer.encode's own limit, checked per item
-                failures.append((item.index, f"audio too short: {item.wav.numel()} samples at {self.sample_rate} "
-                                             f"Hz; one frame needs {self.hop_length}"))
+            elif (reason := too_short(item.wav.numel(), self.sample_rate, self.min_samples, self.frame_name)):
+                failures.append((item.index, reason))  # Tokenizer.encode's own limit, checked per item
             else:
                 good.append(item)
         groups = bucket([g.wav.numel() for g in good], self.max_samples, self.max_items)

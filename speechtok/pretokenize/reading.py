@@ -56,7 +56,8 @@ def read_windows(tok: Tokenizer, shards: list[Shard], paths: list[str], bucket_s
     if not windows:
         return
     files = AudioFiles(paths, tok.sample_rate, allow_truncated)
-    bucketer = Bucketer(tok.sample_rate, tok.hop_length, int(batch_seconds * tok.sample_rate), max_batch_size)
+    bucketer = Bucketer(tok.sample_rate, tok.hop_length, int(batch_seconds * tok.sample_rate), max_batch_size,
+                        tok.encoder.min_samples, tok.encoder.frame_name)
     if not read_ahead:
         yield from zip(owner, read_between(files, bucketer, windows, torch.get_num_threads()))
         return
