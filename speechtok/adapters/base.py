@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..codecs.base import ONE_PASS, PER_ITEM, Encoder
-from ..errors import CheckpointError, SpeechtokError
+from ..errors import CheckpointError, CodesError, SpeechtokError
 from ..fileio import read_json, read_state  # noqa: F401  (re-exported for the adapters)
 from ..quantizers.base import QuantizeOut, Quantizer
 from ..tokenizer import Tokenizer
@@ -121,8 +121,11 @@ class PeerParts:
 
     encode: Callable[[nn.Module, Tensor], Tensor]  # wav [B, 1, T] -> latents [B, D, T_frames]
     quantize: Callable[[nn.Module, Tensor, int], Tensor]  # latents, n_q -> codes [B, n_q, T_frames]
-    dequantize: Callable[[nn.Module, Tensor], Tensor]  # codes [B, q, T_frames] -> latents
-    decode: Callable[[nn.Module, Tensor], Tensor]  # latents -> wav [B, 1, T_samples]
+    dequantize: Callable[[nn.Module, Tensor], Tensor] | None = None  # codes [B, q, T_frames] -> latents
+    decode: Callable[[nn.Module, Tensor], Tensor] | None = None  # latents -> wav [B, 1, T_samples]; None: encode-only
+    # samples [B] -> frames [B], where the peer's rule is not ceil(T / hop) (a mel front end that drops frames)
+    num_frames: Callable[[Tensor], Tensor] | None = None
+    min_samples: int | None = None  # the shortest input that gives one frame, where it is not one hop
 
 
 class _PeerPart:
@@ -138,9 +141,11 @@ class _PeerEncoder(_PeerPart, Encoder):
     batching = PER_ITEM  # no padding mask: a padded batch item by item
     windows = ONE_PASS  # chunking is exact only for some peers: the whole file in one pass
 
-    def __init__(self, model: nn.Module, fn: Callable, hop_length: int, dim: int):
+    def __init__(self, model: nn.Module, fn: Callable, hop_length: int, dim: int,
+                 num_frames: Callable[[Tensor], Tensor] | None = None, min_samples: int | None = None):
         super().__init__()
         self._peer, self._fn, self.hop_length, self.dim = (model,), fn, hop_length, dim
+        self._frames, self._min_samples = num_frames, min_samples
 
     def forward(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self._fn(self.model, wav)
@@ -148,6 +153,14 @@ class _PeerEncoder(_PeerPart, Encoder):
     @property
     def receptive_field(self) -> int:
         return sys.maxsize  # never chunked
+
+    @property
+    def min_samples(self) -> int:
+        return self._min_samples or self.hop_length
+
+    def num_frames(self, num_samples: Tensor) -> Tensor:
+        rule = self._frames
+        return super().num_frames(num_samples) if rule is None else rule(torch.as_tensor(num_samples))
 
 
 class _PeerQuantizer(_PeerPart, Quantizer):
@@ -165,6 +178,8 @@ class _PeerQuantizer(_PeerPart, Quantizer):
         return self._quantize(self.model, z, n_q or self.num_codebooks).long()
 
     def decode(self, codes: Tensor) -> Tensor:
+        if self._dequantize is None:
+            raise CodesError("this peer tokenizer is encode-only: its codes have no decoder")
         return self._dequantize(self.model, codes)
 
 
@@ -189,14 +204,15 @@ def peer_tokenizer(model: nn.Module, parts: PeerParts, cfg: PeerConfig, *, dim: 
     pad to whole frames itself. `codebook_rates`: codebooks that repeat their codes on the grid (SNAC).
     `segments` = (length, stride): the peer encodes fixed, slightly overlapping segments, each divided by its RMS
     unless not `normalize_segments` (the 48 kHz EnCodec: see `Tokenizer._segments`)."""
-    encoder = _PeerEncoder(model, parts.encode, cfg.hop_length, dim)
+    encoder = _PeerEncoder(model, parts.encode, cfg.hop_length, dim, parts.num_frames, parts.min_samples)
     encoder.pad_to_frames = pad_to_hop
     if segments is not None:
         encoder.segments = {"length": int(segments[0]), "stride": int(segments[1])}
         encoder.normalize_segments = normalize_segments
     quantizer = _PeerQuantizer(model, parts.quantize, parts.dequantize, cfg.num_codebooks, cfg.codebook_size)
     name = f"{cfg.peer}-{cfg.sample_rate // 1000}k-q{cfg.num_codebooks}"
-    tok = Tokenizer(encoder, quantizer, _PeerDecoder(model, parts.decode, cfg.hop_length), sample_rate=cfg.sample_rate,
+    decoder = None if parts.decode is None else _PeerDecoder(model, parts.decode, cfg.hop_length)
+    tok = Tokenizer(encoder, quantizer, decoder, sample_rate=cfg.sample_rate,
                     family=f"peer:{cfg.peer}", config=cfg, name=name, modules={"peer": model},
                     codebook_rates=codebook_rates, checkpoint=checkpoint, savable=False)
     tok.adapter_info = {
