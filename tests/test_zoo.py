@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import importlib.util
 import json
 import os
 import subprocess
@@ -182,3 +183,82 @@ def test_the_zoo_lists_with_the_bundled_and_fetch_refuses_unknown_names(capsys):
     rows = {(r["name"], r["kind"].split()[0]): r for r in json.loads(capsys.readouterr().out)}
     assert rows[("dac-16khz", "zoo")]["licence"] == "MIT" and "licence" not in rows[("dac", "plugin")]
     assert main(["fetch", "no-such-codec"]) == 1
+
+
+# -- every entry, by name ---------------------------------------------------------------------------------------
+
+
+def _tiny_layouts(folder: Path) -> dict[str, Path]:
+    """A tiny random checkpoint in each adapter's published layout: {adapter: file or folder}."""
+    from . import test_adapters as ta
+
+    transformers = pytest.importorskip("transformers")
+    snac, st = pytest.importorskip("snac"), pytest.importorskip("speechtokenizer")
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    out = {"dac": ta._dac(folder)[1]}
+    cfg = transformers.MimiConfig(hidden_size=64, num_filters=8, codebook_dim=32,
+                                  vector_quantization_hidden_dimension=32, codebook_size=64, num_quantizers=4,
+                                  num_hidden_layers=2, intermediate_size=128, num_attention_heads=4,
+                                  num_key_value_heads=4, head_dim=16, sliding_window=50, upsample_groups=64)
+    transformers.MimiModel(cfg).save_pretrained(folder / "mimi")
+    out["mimi"] = folder / "mimi"
+    ta._hf_segmented(folder)
+    out["encodec"] = folder / "encodec_48k"
+    (folder / "snac").mkdir()
+    (folder / "snac" / "config.json").write_text(json.dumps(ta.SNAC_SMALL))
+    torch.save(snac.SNAC(**ta.SNAC_SMALL).state_dict(), folder / "snac" / "pytorch_model.bin")
+    out["snac"] = folder / "snac"
+    (folder / "st" / "speechtokenizer_hubert_avg").mkdir(parents=True)
+    (folder / "st" / "speechtokenizer_hubert_avg" / "config.json").write_text(json.dumps(ta.ST_SMALL))
+    torch.save(st.SpeechTokenizer(ta.ST_SMALL).state_dict(),
+               folder / "st" / "speechtokenizer_hubert_avg" / "SpeechTokenizer.pt")
+    out["speechtokenizer"] = folder / "st"
+    if importlib.util.find_spec("s3tokenizer") and importlib.util.find_spec("onnx"):
+        from .test_s3tokenizer import tiny_v2, write_onnx
+
+        write_onnx(tiny_v2(), folder / "speech_tokenizer_v2.onnx")
+        out["s3tokenizer"] = folder / "speech_tokenizer_v2.onnx"
+    return out
+
+
+OPTIONS = {"s3tokenizer": "?heads=2", "mimi": "?q=3"}  # the tiny models' own, where the entry's would not fit
+
+
+def test_every_zoo_entry_loads_by_name_from_its_source(server, tmp_path):
+    """Each entry's files, in its adapter's layout, served as its hub repository or URL (with the entry's hash
+    recomputed for the tiny file): `speechtok.load(NAME)` in a fresh process fetches, verifies and encodes."""
+    assert len(zoo.ZOO) >= 11
+    layouts = _tiny_layouts(tmp_path / "layouts")
+    names, urls = [], {}
+    for name, entry in zoo.ZOO.items():
+        if entry.adapter not in layouts:
+            continue
+        source = layouts[entry.adapter]
+        if entry.url is not None:
+            path = f"/url/{name}/{Path(entry.url).name}"
+            server.files[path] = source.read_bytes()
+            urls[name] = (server.url + path, hashlib.sha256(source.read_bytes()).hexdigest())
+        else:
+            server.hub(entry.repo, source)
+        names.append(name + OPTIONS.get(entry.adapter, ""))
+    code = f"""
+import json, torch, speechtok
+from speechtok.adapters import zoo
+for name, (url, sha) in {urls!r}.items():
+    zoo.ZOO[name] = zoo.ZooEntry(**{{**zoo.ZOO[name].__dict__, "url": url, "sha256": sha}})
+out = {{}}
+for name in {names!r}:
+    tok = speechtok.load(name)
+    codes = tok.encode(0.1 * torch.randn(1, tok.sample_rate // 2), tok.sample_rate)
+    out[name] = [tok.source, codes.codes.shape[1], int(codes.lengths[0]) > 0]
+print(json.dumps(out))
+"""
+    env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "SPEECHTOK_CACHE": str(tmp_path / "cache")}
+    env.pop("HF_HUB_OFFLINE", None)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    loaded = json.loads(run.stdout)
+    assert sorted(loaded) == sorted(names) and all(source == name and ok for name, (source, _, ok) in loaded.items())
+    assert {n.partition("?")[0] for n in names} >= set(zoo.ZOO) - {"s3tokenizer-v2"}  # every entry, s3 if installed
