@@ -160,3 +160,22 @@ def test_the_zoo_entry_downloads_verifies_and_loads(release, server, tmp_path, m
     assert torch.equal(tok.encode(wav, 16000).codes[0, 0], reference(model, wav))
     speechtok.load("s3tokenizer-v2?heads=2")
     assert len(server.requests) == 1  # cached: no second request
+
+
+def test_an_encode_only_tokenizer_is_evaluated_on_its_codes(release, tmp_path):
+    """`speechtok eval` scores the codes (bitrate, usage) of a tokenizer without a decoder, and says why its quality
+    cells are empty, instead of failing every utterance."""
+    from speechtok.eval import EvalConfig, evaluate, load_results, utterances, write_results
+    from speechtok.eval.leaderboard import collect, markdown
+
+    from .evalclips import write_clips
+
+    spec = f"s3tokenizer:{release[1]}?heads=2"
+    cfg = EvalConfig(metrics=("stoi",), progress=False)
+    results = evaluate([spec], utterances(write_clips(tmp_path / "clips")), cfg, data_name="clips")
+    row = results["rows"][0]
+    assert row["status"] == "ok" and not row["failures"] and row["tokenizer"]["encode_only"]
+    assert row["bitrate"]["nominal_bps"] == pytest.approx(25 * np.log2(6561)) and not row["aggregate"].get("stoi")
+    path = tmp_path / "results.json"
+    write_results(results, path)
+    assert "encode-only: codes, no audio" in markdown(collect([(path, load_results(path))]))

@@ -76,7 +76,7 @@ class TokenizerCandidate(Candidate):
                 "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
                 "params": sum(p.numel() for p in tok.parameters()),
                 "device": str(tok.device), "dtype": str(next(tok.parameters()).dtype).replace("torch.", ""),
-                "chunk_seconds": tok.chunk_seconds}
+                "chunk_seconds": tok.chunk_seconds, "encode_only": tok.decoder is None}
 
     def n_qs(self, requested: Sequence[int]) -> list[int | None]:
         q = self.tok.num_codebooks
@@ -90,7 +90,7 @@ class TokenizerCandidate(Candidate):
         tok = self.tok
         codes = tok.encode(wav, sample_rate, n_q=max(n_qs))
         outputs = {}
-        for n_q in n_qs:
+        for n_q in n_qs if tok.decoder is not None else ():  # encode-only: codes, no audio to score
             out = tok.decode(dataclasses.replace(codes, codes=codes.codes[:, :n_q]))[0, 0]  # [T] at tok's rate
             outputs[n_q] = audio.resample(out.float().cpu().numpy(), tok.sample_rate, sample_rate)
         return Resynthesis(codes.item(0).codes[0].cpu(), outputs)

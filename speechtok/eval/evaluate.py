@@ -187,6 +187,11 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
             counts = c if counts is None else counts + c
             if items:
                 codes_by_utt[ref.utt.id] = res.codes
+        if not res.outputs:  # an encode-only tokenizer: its codes count (bitrate, ABX), there is no audio to score
+            for row in live.values():
+                row["utterances"].append({**_utterance(ref), "errors": {}})
+            bar.update(1)
+            continue
         _throttle(pending, cfg.workers)
         fut = pool.submit(score_utterance, ref.wav, res.outputs, ref.sample_rate, metrics,  # all n_q in one job
                           ref.utt.text)
@@ -219,8 +224,12 @@ def _new_row(spec: str, n_q: int | None, info: dict, status: str = "ok", error: 
             "failures": [], "samples": {}, "utterances": []}
 
 
+def _utterance(ref: Reference) -> dict:
+    return {"id": ref.utt.id, "speaker": ref.utt.speaker, "duration_s": round(ref.wav.shape[-1] / ref.sample_rate, 3)}
+
+
 def _record(live: dict, ref: Reference, fut: Future) -> None:
-    base = {"id": ref.utt.id, "speaker": ref.utt.speaker, "duration_s": round(ref.wav.shape[-1] / ref.sample_rate, 3)}
+    base = _utterance(ref)
     try:
         by_n_q = fut.result()
     except Exception as e:  # a worker that died (out of memory, a crash in a native library)

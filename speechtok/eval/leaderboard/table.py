@@ -3,6 +3,7 @@ and how a cell, the best value of a column and a bitrate are written."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,22 @@ class Entry:
     samples: dict[str, Path]  # utterance id -> wav file
     reference: bool  # a pseudo-model (identity): the ceiling, never "best"
     tokenizer: dict
+
+    @property
+    def frame_rate(self) -> float | None:
+        return self.tokenizer.get("frame_rate")
+
+    @property
+    def vocab(self) -> int | None:
+        """Codes a codebook holds (what an LM's vocabulary grows by per codebook)."""
+        return self.tokenizer.get("codebook_size")
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Codes per second at this n_q (each code once: codebooks that repeat on the grid count at their rate)."""
+        if not self.kbps or not self.vocab or self.vocab < 2:
+            return None
+        return 1000 * self.kbps / math.log2(self.vocab)
 
 
 @dataclass
@@ -120,6 +137,8 @@ def _entry(row: dict, data: dict, sample_dir: Path | None, user_label: str | Non
         notes.append(f"{metric} failed on {count}")
     if data.get("skipped"):
         notes.append(f"{len(data['skipped'])} file(s) skipped")
+    if tok.get("encode_only"):
+        notes.append("encode-only: codes, no audio (quality metrics do not apply)")
     if tok.get("checkpoint"):  # which weights: the full path and hash are in the results and the tooltip
         notes.append(f"weights sha256 {tok['checkpoint']['sha256'][:12]}")
     samples = {}
@@ -176,3 +195,7 @@ def slugify(text: str) -> str:
 def column_header(group: Group, column: str) -> str:
     """The column's title and whether higher or lower is better in this group."""
     return f"{column_title(column)} {direction_arrow(group, column)}"
+
+
+def rate_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
