@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--peers", default="encodec_24k", help="comma list of peer_speed.py peers, 'all' or 'none'")
     ap.add_argument("--peers-dir", type=Path, default=PEERS_DIR, help="folder holding peer_speed.py")
+    ap.add_argument("--zoo", default="", help="comma list of zoo tokenizers built at their published size with "
+                                              f"random weights, behind the Tokenizer API: {', '.join(ZOO_BUILDERS)}")
     ap.add_argument("--batches", default="1,8", help="comma list of batch sizes")
     ap.add_argument("--seconds", type=float, default=10.0, help="audio per item")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
@@ -102,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
                 flops[peer.name] = _gflops_per_audio_second(peer.encode, peer.decode, peer.sample_rate, seconds)
             rows += ps.run([clock.wrap(peer)], batches=batches, seconds=seconds)
             del peer
+    for name in (n for n in args.zoo.split(",") if n):
+        torch.manual_seed(0)
+        zoo_tok = ZOO_BUILDERS[name]()
+        rows += ps.run([clock.wrap(_zoo_peer(ps, zoo_tok, name))], batches=batches, seconds=seconds)
+        del zoo_tok
     clock.annotate(rows)
     cli = _cli_startup(args.cli, args.cli_runs)
     env["loadavg_end"] = os.getloadavg()
@@ -154,6 +161,28 @@ def _our_peers(ps, tok: Tokenizer):
     api = ps.Peer(name="speechtok-codec (Tokenizer)", sample_rate=tok.sample_rate,
                   encode=lambda wav: tok.encode(wav, tok.sample_rate), decode=tok.decode, **meta)
     return model, api
+
+
+def _s3tokenizer_v2() -> Tokenizer:
+    """CosyVoice 2's S3Tokenizer at its published size (1280 wide, 6 layers, 20 heads), random weights."""
+    import s3tokenizer
+    from s3tokenizer.model_v2 import ModelConfig
+
+    from speechtok.adapters.s3tokenizer import tokenizer
+
+    model = s3tokenizer.S3TokenizerV2("speech_tokenizer_v2_25hz", ModelConfig())
+    return tokenizer(model.eval(), "speech_tokenizer_v2_25hz", {"path": "random weights", "sha256": "-"})
+
+
+ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2}
+
+
+def _zoo_peer(ps, tok: Tokenizer, name: str):
+    """A zoo tokenizer's row: `Tokenizer.encode` / `decode` (none for encode-only tokenizers)."""
+    return ps.Peer(name=f"{name} (Tokenizer)", sample_rate=tok.sample_rate,
+                   encode=lambda wav: tok.encode(wav, tok.sample_rate),
+                   decode=tok.decode if tok.decoder is not None else None, frame_rate=tok.frame_rate,
+                   n_codebooks=tok.num_codebooks, codebook_size=tok.codebook_size, params_m=ps.count_params(tok))
 
 
 def _overhead_table(rows: list[dict], model: str, api: str, batches: tuple[int, ...]) -> str:

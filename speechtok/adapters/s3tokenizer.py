@@ -55,15 +55,20 @@ def load(spec: str | None, device=None) -> Tokenizer:
     state = _state(name, path)
     model = _model(s3, name, _dims(state, int_option(options, "heads", spec) or HEADS, path))
     load_weights(model, state, path)
+    return tokenizer(model, name, checkpoint_identity([path]), device)
+
+
+def tokenizer(model: torch.nn.Module, name: str, checkpoint: dict, device=None) -> Tokenizer:
+    """A package S3Tokenizer model (weights loaded) behind the speechtok API (`benchmarks/speed.py` times one with
+    random weights at the published size)."""
     rate, size = MODELS[name]
     hop = 16000 // rate
     arch = canonical({"model": name, **{k: v for k, v in vars(model.config).items() if not k.startswith("_")}})
     cfg = PeerConfig("s3tokenizer", "s3tokenizer-package", 16000, hop, 1, size, arch)
     parts = PeerParts(encode=_mels, quantize=_tokens, num_frames=_frames_rule(hop), min_samples=hop)
-    tok = peer_tokenizer(model, parts, cfg, dim=model.config.n_mels, checkpoint=checkpoint_identity([path]),
-                         package="s3tokenizer", device=device,
-                         notes="encode-only (semantic tokens, no decoder); codes [B, 1, T] at "
-                               f"{rate} Hz; log-mel normalised per item")
+    tok = peer_tokenizer(model, parts, cfg, dim=model.config.n_mels, checkpoint=checkpoint, package="s3tokenizer",
+                         device=device, notes="encode-only (semantic tokens, no decoder); codes [B, 1, T] at "
+                                               f"{rate} Hz; log-mel normalised per item")
     tok.name = f"s3tokenizer-{name.removeprefix('speech_tokenizer_')}"
     return tok
 

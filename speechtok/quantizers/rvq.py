@@ -141,7 +141,12 @@ class RVQ(Quantizer):
     def decode(self, codes: Tensor) -> Tensor:
         """codes [B, q, T] -> z_q [B, D, T]: sum of the first q codebooks' entries, projected out."""
         books = self.codebooks[: codes.shape[1]]  # [q, K, d]
-        summed = sum(book[c] for book, c in zip(books, codes.unbind(1)))  # [B, T, d]
+        if torch.compiler.is_compiling():  # traced for export: q stays a dynamic dimension (no loop over it)
+            q, size = books.shape[0], books.shape[1]
+            offsets = torch.arange(q, device=codes.device)[None, :, None] * size
+            summed = books.reshape(q * size, -1)[codes + offsets].sum(dim=1)  # [B, T, d]
+        else:
+            summed = sum(book[c] for book, c in zip(books, codes.unbind(1)))  # [B, T, d]
         return rearrange(self.vq.project_out(summed), "b t d -> b d t")
 
     def _check_n_q(self, n_q: int | None) -> int:
@@ -197,6 +202,9 @@ def _nearest(residual: Tensor, book: Tensor) -> Tensor:
     if book.shape[0] == 1:
         return torch.zeros(residual.shape[0], dtype=torch.long, device=residual.device)
     mean = book.mean(dim=0)
+    if torch.compiler.is_compiling():  # traced for export (ONNX): no data-dependent branch, every row in float64
+        exact = book.double() - mean.double()  # the search below does on its unsure rows: the same codes
+        return torch.addmm((exact * exact).sum(-1), residual - mean.double(), exact.t(), alpha=-2.0).argmin(dim=-1)
     centred = book - mean
     norms = (centred * centred).sum(-1)
     r = (residual - mean).float()
