@@ -185,7 +185,7 @@ def test_cli_eval_in_worker_processes(manifest, tiny_ckpt, tmp_path):
                           "--workers", "1", "--samples", "1", "-o", str(out)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert "| identity | — | — | — | — | — | — | 4.64" in res.stdout  # the Markdown table on stdout
+    assert "| identity | — | — | — | — | — | — | — | — | 4.64" in res.stdout  # the Markdown table on stdout
     loaded = load_results(out)
     assert loaded["command"].startswith("speechtok eval identity")
     assert [(r["n_q"], len(r["utterances"])) for r in loaded["rows"]] == [(None, 1), (1, 1), (4, 1)]

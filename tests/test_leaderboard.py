@@ -73,13 +73,16 @@ def test_markdown_tables(site):
     md = site.markdown.read_text()
     assert md.count("\n## ") == 2 and "## clips" in md and "## other-set" in md  # one table per data set
     header = next(line for line in md.splitlines() if line.startswith("| model |"))
-    assert header.startswith("| model | n_q | kbps | eff. kbps | frames/s | tokens/s | vocab | PESQ-wb ↑ | STOI ↑ |")
+    assert header.startswith("| model | n_q | kbps | eff. kbps | frames/s | tokens/s | vocab | usage | perplexity "
+                             "| PESQ-wb ↑ |")
     rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| model")]
-    assert rows[0].startswith("| identity | — | — | — | — | — | — | 4.64")
+    assert rows[0].startswith("| identity | — | — | — | — | — | — | — | — | 4.64")
     assert rows[1].startswith("| tiny-codec | 2 | 0.60 | ") and rows[2].startswith("| tiny-codec | 8 | 2.40 | ")
     cells = [c.strip() for c in rows[2].split("|")[1:]]  # frames/s, tokens/s (8 codebooks), vocab
     assert float(cells[5]) == pytest.approx(8 * float(cells[4])) and 2400 / float(cells[5]) == pytest.approx(
         math.log2(int(cells[6])))
+    usage, perplexity = float(cells[7].rstrip("%")) / 100, float(cells[8])  # the codes' own statistics
+    assert 0 < usage <= 1 and 1 <= perplexity <= int(cells[6]) * usage + 1e-9
     assert "failed: cannot load: no-such-model" in rows[3]
     assert "| **12.5** |" in md and "| 25.0 |" in md  # ABX in %, lower is better: the best in bold
     assert "![quality versus bitrate, clips](plots/clips.svg)" in md
@@ -90,8 +93,8 @@ def test_html_page_files(site):
     page = _Page()
     page.feed(site.html.read_text())
     assert page.tables == 2
-    assert page.headers[:10] == ["model", "n_q", "kbps", "eff_kbps", "frame_rate", "tokens", "vocab", "pesq_wb",
-                                 "stoi", "mel"]
+    assert page.headers[:10] == ["model", "n_q", "kbps", "eff_kbps", "frame_rate", "tokens", "vocab", "usage",
+                                 "perplexity", "pesq_wb"]
     # 2 utterances: the original and 3 resyntheses on the first set, the original and 2 on the second
     assert len(page.audio) == 2 * 4 + 2 * 3 and all((out / src).is_file() for src in page.audio)
     assert sorted({Path(s).parent.name for s in page.audio if "/clips/" in s}) == [

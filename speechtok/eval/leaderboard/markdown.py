@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .table import Group, best_value, cell_text, column_header, kbps_text, rate_text
+from .table import Group, best_value, cell_text, column_header, kbps_text, percent_text, rate_text
 
 
 def markdown(groups: Sequence[Group], plots: dict[str, str] | None = None) -> str:
@@ -15,13 +15,14 @@ def markdown(groups: Sequence[Group], plots: dict[str, str] | None = None) -> st
         scored = sorted({s["data"].get("scored", 0) for s in group.sources})
         out += [f"## {group.name}", "", f"Utterances scored: {', '.join(map(str, scored))}. "
                 "Mean ± half the 95% interval; ↑ higher is better, ↓ lower is better; best non-reference value "
-                "in bold; kbps is the nominal bitrate, eff. kbps the entropy-based one; tokens/s counts codes at this "
-                "n_q, vocab is one codebook's size.", ""]
+                "in bold; kbps is the nominal bitrate, eff. kbps the entropy-based one; tokens/s counts codes at "
+                "this n_q, vocab is one codebook's size, usage the share of its codes used and perplexity "
+                "2^entropy (means over the codebooks).", ""]
         out += [f"> {w}" for w in group.warnings] + ([""] if group.warnings else [])
-        head = ["model", "n_q", "kbps", "eff. kbps", "frames/s", "tokens/s", "vocab",
+        head = ["model", "n_q", "kbps", "eff. kbps", "frames/s", "tokens/s", "vocab", "usage", "perplexity",
                 *(column_header(group, c) for c in cols), "notes"]
         out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join(["---", *["---:"] * (6 + len(cols)), "---"]) + "|")
+        out.append("|" + "|".join(["---", *["---:"] * (8 + len(cols)), "---"]) + "|")
         for e in group.entries:
             if e.status != "ok":
                 cells = ["—"] * len(cols)
@@ -32,7 +33,8 @@ def markdown(groups: Sequence[Group], plots: dict[str, str] | None = None) -> st
                           else cell_text(c, e.values.get(c))) for c in cols]
                 notes = "; ".join(e.notes)
             row = [e.label, "—" if e.n_q is None else str(e.n_q), kbps_text(e.kbps), kbps_text(e.effective_kbps),
-                   rate_text(e.frame_rate), rate_text(e.tokens_per_second), rate_text(e.vocab), *cells,
+                   rate_text(e.frame_rate), rate_text(e.tokens_per_second), rate_text(e.vocab),
+                   percent_text(e.usage), rate_text(e.perplexity), *cells,
                    notes.replace("|", "/")]
             out.append("| " + " | ".join(row) + " |")
         if plots and group.name in plots:

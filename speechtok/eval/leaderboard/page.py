@@ -8,7 +8,17 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .table import Group, best_value, column_title, direction_arrow, format_value, kbps_text, rate_text, slugify
+from .table import (
+    Group,
+    best_value,
+    column_title,
+    direction_arrow,
+    format_value,
+    kbps_text,
+    percent_text,
+    rate_text,
+    slugify,
+)
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1400px;
@@ -71,7 +81,9 @@ def _html_table(group: Group) -> str:
             '<th data-col="eff_kbps" data-hib="0" title="frame rate × Σ measured codebook entropy">eff. kbps</th>',
             '<th data-col="frame_rate" data-hib="0">frames/s</th>',
             '<th data-col="tokens" data-hib="0" title="codes per second at this n_q">tokens/s</th>',
-            '<th data-col="vocab" data-hib="0" title="codes one codebook holds">vocab</th>']
+            '<th data-col="vocab" data-hib="0" title="codes one codebook holds">vocab</th>',
+            '<th data-col="usage" data-hib="1" title="share of each codebook used, mean">usage</th>',
+            '<th data-col="perplexity" data-hib="1" title="2^entropy of each codebook, mean">perplexity</th>']
     head += [f'<th data-col="{e(c)}" data-hib="{int(group.columns.get(c, True))}">{e(column_title(c))} '
              f'{direction_arrow(group, c)}</th>' for c in cols]
     head.append('<th class="l" data-col="notes">notes</th>')
@@ -89,6 +101,8 @@ def _html_table(group: Group) -> str:
                  f'{kbps_text(en.effective_kbps)}</td>']
         cells += [f'<td data-v="{"" if v is None else v}">{rate_text(v)}</td>'
                   for v in (en.frame_rate, en.tokens_per_second, en.vocab)]
+        cells += [f'<td data-v="{"" if en.usage is None else en.usage}">{percent_text(en.usage)}</td>',
+                  f'<td data-v="{"" if en.perplexity is None else en.perplexity}">{rate_text(en.perplexity)}</td>']
         if en.status != "ok":
             cells.append(f'<td class="err" colspan="{len(cols) + 1}">failed: {e(en.error or "")}</td>')
         else:

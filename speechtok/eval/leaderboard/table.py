@@ -44,6 +44,8 @@ class Entry:
     samples: dict[str, Path]  # utterance id -> wav file
     reference: bool  # a pseudo-model (identity): the ceiling, never "best"
     tokenizer: dict
+    usage: float | None = None  # share of each codebook's codes used on this set, mean over the codebooks
+    perplexity: float | None = None  # 2 ** entropy of each codebook's codes, mean over the codebooks
 
     @property
     def frame_rate(self) -> float | None:
@@ -147,7 +149,14 @@ def _entry(row: dict, data: dict, sample_dir: Path | None, user_label: str | Non
     return Entry(label, row["model"], row.get("n_q"), row["status"], row.get("error"),
                  bitrate.get("nominal_bps") / 1000 if bitrate.get("nominal_bps") else None,
                  bitrate.get("effective_bps") / 1000 if bitrate.get("effective_bps") else None,
-                 values, notes, samples, tok.get("family") == "identity", tok)
+                 values, notes, samples, tok.get("family") == "identity", tok,
+                 *_codebook_means(bitrate.get("codebooks") or {}))
+
+
+def _codebook_means(stats: dict) -> tuple[float | None, float | None]:
+    usage, perplexity = stats.get("usage") or [], stats.get("perplexity") or []
+    return (sum(usage) / len(usage) if usage else None,
+            sum(perplexity) / len(perplexity) if perplexity else None)
 
 
 def column_title(column: str) -> str:
@@ -199,3 +208,7 @@ def column_header(group: Group, column: str) -> str:
 
 def rate_text(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
+
+
+def percent_text(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"
