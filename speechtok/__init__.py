@@ -15,6 +15,7 @@ _EXPORTS = {
     "load": "registry", "available": "registry", "Tokenizer": "tokenizer", "Codes": "codes",
     "SpeechtokError": "errors", "AudioError": "errors", "CheckpointError": "errors", "CodesError": "errors",
     "UnknownTokenizerError": "errors", "pretokenize": "pretokenize", "tune_malloc": "runtime",
+    "EncodeStream": "streaming", "DecodeStream": "streaming",
 }
 
 __all__ = ["__version__", *_EXPORTS]

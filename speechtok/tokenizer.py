@@ -22,6 +22,7 @@ from .config import config_hash
 from .errors import ArgumentError, AudioError, CheckpointError, CodesError
 from .layers import lengths_to_mask, linear_overlap_add
 from .quantizers.base import Quantizer
+from .streaming import EncodeStream, frame_windows
 from .vocoders.base import Decoder
 
 __all__ = ["Tokenizer", "Codes"]
@@ -166,25 +167,11 @@ class Tokenizer(nn.Module):
     def _encode_stream(self, blocks: Iterator[np.ndarray], n_q: int) -> Codes:
         """Mono blocks [n] at this rate -> Codes [1, n_q, T_frames]: the chunks `_latent_chunks` cuts from the
         whole input, cut from a buffer that holds one chunk and its context, so the codes are those of `encode`."""
-        hop, step = self.hop_length, self._chunk_frames()
-        context = math.ceil(self.encoder.receptive_field / hop)
-        buf, codes, a = _Samples(blocks), [], 0
-        with torch.inference_mode():
-            # Until the end is read the input has more than a + step + context frames, so chunk a is the one
-            # `_chunks` gives whatever the length; the last chunks need the length, known once the end is read.
-            while not buf.fill((a + step + context) * hop):
-                s, b = max(0, a - context), a + step
-                codes.append(self._chunk_codes(buf.take(s * hop, (b + context) * hop), a - s, b - s, n_q))
-                buf.drop(max(0, b - context) * hop)  # the next chunk's start
-                a = b
-            num_samples = buf.end
-            if (reason := audio.too_short(num_samples, self.sample_rate, hop)) is not None:
-                raise AudioError(reason)
-            num_frames, done = (num_samples + hop - 1) // hop, a
-            for a, b, s, e in _chunks(num_frames, step, context):
-                if a >= done:
-                    codes.append(self._chunk_codes(buf.take(s * hop, e * hop), a - s, b - s, n_q))
-        frames, samples = torch.tensor([num_frames]), torch.tensor([num_samples])
+        stream = EncodeStream(self, n_q, step_frames=self._chunk_frames())
+        codes = [stream.push(block) for block in blocks]
+        codes.append(stream.flush())
+        num_samples = stream.num_samples
+        frames, samples = torch.tensor([-(-num_samples // self.hop_length)]), torch.tensor([num_samples])
         return Codes(codes=torch.cat(codes, dim=-1), lengths=frames, sample_rate=self.sample_rate,
                      hop_length=self.hop_length, num_samples=samples, tokenizer=self.identity())
 
@@ -276,7 +263,7 @@ class Tokenizer(nn.Module):
         if num_frames <= step:
             yield self._latents(x, frame_lengths)
             return
-        for a, b, s, e in _chunks(num_frames, step, math.ceil(self.encoder.receptive_field / hop)):
+        for a, b, s, e in frame_windows(num_frames, step, math.ceil(self.encoder.receptive_field / hop)):
             lens = None if frame_lengths is None else (frame_lengths - s).clamp(0, e - s)
             yield self._latents(x[..., s * hop : e * hop], lens)[..., a - s : b - s]
 
@@ -367,7 +354,7 @@ class Tokenizer(nn.Module):
         if num_frames <= step or decoder.receptive_field_frames >= sys.maxsize:
             return _fit(decoder(self.quantizer.decode(tokens), **options), num_frames * hop)
         chunks = []
-        for a, b, s, e in _chunks(num_frames, step, decoder.receptive_field_frames):
+        for a, b, s, e in frame_windows(num_frames, step, decoder.receptive_field_frames):
             wav = decoder(self.quantizer.decode(tokens[..., s:e]), **options)
             chunks.append(wav[..., (a - s) * hop : (b - s) * hop])
         return torch.cat(chunks, dim=-1)
@@ -465,45 +452,6 @@ class Tokenizer(nn.Module):
         text = (f"name={self.name!r}, sample_rate={self.sample_rate}, frame_rate={self.frame_rate:g}, "
                 f"num_codebooks={self.num_codebooks}, codebook_size={self.codebook_size}")
         return text + (f", checkpoint={self.checkpoint['path']!r}" if self.checkpoint else "")
-
-
-def _chunks(num_frames: int, step: int, context: int) -> Iterator[tuple[int, int, int, int]]:
-    """Frames [a, b) to keep from a chunk that runs over frames [s, e), `context` frames wider on each side."""
-    for a in range(0, num_frames, step):
-        b = min(a + step, num_frames)
-        yield a, b, max(0, a - context), min(num_frames, b + context)
-
-
-class _Samples:
-    """The samples [start, end) of a stream of blocks [n] that are still needed; earlier ones are dropped."""
-
-    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
-        self._blocks, self._held, self.start, self.ended = iter(blocks), np.zeros(0, np.float32), 0, False
-
-    @property
-    def end(self) -> int:
-        return self.start + self._held.size
-
-    def fill(self, end: int) -> bool:
-        """Read blocks until `end` samples are in, or the stream ends; True when it has ended."""
-        new, have = [], self.end
-        while have < end and not self.ended:
-            block = next(self._blocks, None)
-            self.ended = block is None
-            if block is not None:
-                new.append(block)
-                have += block.size
-        if new:
-            self._held = np.concatenate([self._held, *new])
-        return self.ended
-
-    def take(self, a: int, b: int) -> np.ndarray:
-        """Samples [a, b) [b - a], zero past the end (as `_latent_chunks` pads the input to whole frames)."""
-        x = self._held[a - self.start : b - self.start]
-        return x if x.size == b - a else np.pad(x, (0, b - a - x.size))
-
-    def drop(self, before: int) -> None:
-        self._held, self.start = self._held[before - self.start :], before
 
 
 def _pad_to(x: Tensor, size: int) -> Tensor:

@@ -15,9 +15,10 @@ ABOVE_THE_API = ("speechtok.training", "speechtok.eval", "speechtok.cli", "speec
 ROOT_MODULES = {"__init__", "audio", "tokenizer", "codes", "checkpoint", "registry", "errors", "cli", "config",
                 "fileio"}
 # DESIGN.md's parts, with layers/ (generic blocks), corpora/ (manifests, file lists), runtime/ (progress, malloc,
-# prefetch), convert/ (other projects' files to speechtok checkpoints) and evalsets/ (package data)
+# prefetch), convert/ (other projects' files to speechtok checkpoints), evalsets/ (package data) and streaming/
+# (chunked encode / decode equal to the offline path; the tokenizer streams long files through it)
 PARTS = {"models", "codecs", "quantizers", "vocoders", "layers", "adapters", "lm", "export", "training", "recipes",
-         "eval", "evalsets", "pretokenize", "commands", "pretrained", "corpora", "runtime", "convert"}
+         "eval", "evalsets", "pretokenize", "commands", "pretrained", "corpora", "runtime", "convert", "streaming"}
 LOW_LEVEL = ("speechtok.corpora", "speechtok.runtime")  # used by the commands, training and eval alike
 
 

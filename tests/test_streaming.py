@@ -1,0 +1,70 @@
+"""Streaming encode and decode (speechtok/streaming): audio pushed in chunks of any size gives exactly the offline
+codes, codes pushed in pieces give the offline audio; what cannot stream says why."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import speechtok
+from speechtok.streaming import DecodeStream, EncodeStream, NotStreamableError
+
+from .conftest import speech
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return speechtok.load("speechtok-codec-16k")
+
+
+def streamed_codes(tok, wav: torch.Tensor, chunk: int, n_q: int | None = None, step: int = 1) -> torch.Tensor:
+    stream = EncodeStream(tok, n_q=n_q, step_frames=step)
+    parts = [stream.push(wav[i : i + chunk]) for i in range(0, wav.numel(), chunk)]
+    return torch.cat([*parts, stream.flush()], dim=-1)
+
+
+@pytest.mark.parametrize("chunk", [320, 592, 16000])  # a frame, 37 ms, 1 s
+def test_streamed_codes_are_the_offline_codes(tok, chunk):
+    wav = speech(1.5)[:23_999]  # not a whole number of frames: the last one is zero-padded, as offline
+    offline = tok.encode(wav, 16000).codes
+    assert torch.equal(streamed_codes(tok, wav, chunk), offline)
+    assert torch.equal(streamed_codes(tok, wav, chunk, n_q=1, step=4), offline[:, :1])
+
+
+def test_one_sample_at_a_time(tok):
+    wav = speech(0.5)
+    stream = EncodeStream(tok)
+    parts = [stream.push(wav[i : i + 1]) for i in range(wav.numel())]
+    out = [p.shape[-1] for p in parts]
+    assert sum(out) + stream.flush().shape[-1] == 25 and max(out) == 1  # a frame at a time, once its context is in
+    stream.reset()
+    assert torch.equal(streamed_codes(tok, wav, 1), tok.encode(wav, 16000).codes)
+
+
+def test_streamed_audio_is_the_offline_audio(tok):
+    codes = tok.encode(speech(1.0), 16000).codes
+    for q, piece, step in ((tok.num_codebooks, 1, 1), (tok.num_codebooks, 7, 3), (1, codes.shape[-1], 4)):
+        offline = tok.decode(codes[:, :q])
+        stream = DecodeStream(tok, step_frames=step)
+        parts = [stream.push(codes[:, :q, i : i + piece]) for i in range(0, codes.shape[-1], piece)]
+        audio = torch.cat([*parts, stream.flush()], dim=-1)
+        assert audio.shape == offline.shape and (audio - offline).abs().max() < 1e-5, (q, piece, step)
+
+
+def test_latency_and_misuse(tok):
+    enc, dec = EncodeStream(tok), DecodeStream(tok)
+    assert enc.latency_seconds == pytest.approx((1 + 9) * 0.02) and dec.latency_seconds == pytest.approx(32 * 0.02)
+    enc.push(speech(0.2))
+    enc.flush()
+    with pytest.raises(RuntimeError, match="reset"):
+        enc.push(speech(0.1))
+    dec.push(tok.encode(speech(0.2), 16000).codes)
+    with pytest.raises(ValueError, match="one q a stream"):
+        dec.push(torch.zeros(1, 2, 3, dtype=torch.long))
+
+
+def test_what_cannot_stream_says_why():
+    from .test_units import tiny_units
+
+    with pytest.raises(NotStreamableError, match="windows or batches long inputs itself"):
+        EncodeStream(tiny_units())
