@@ -68,3 +68,20 @@ def test_what_cannot_stream_says_why():
 
     with pytest.raises(NotStreamableError, match="windows or batches long inputs itself"):
         EncodeStream(tiny_units())
+
+
+def test_a_causal_codec_streams_one_frame_behind():
+    """The codec_causal recipe's encoder reads no sample past a frame: its stream needs no right context, and its
+    codes are still the offline codes (random weights at the recipe's size)."""
+    from speechtok.config import from_dict
+    from speechtok.models import CodecConfig, build_codec
+    from speechtok.training.recipe import load_recipe
+
+    recipe = load_recipe("codec_causal")
+    assert recipe.task_config["name"] == "speechtok-codec-16k-causal"
+    torch.manual_seed(0)
+    causal = build_codec(from_dict(CodecConfig, recipe.model)).eval()
+    stream = EncodeStream(causal)
+    assert stream.right == 0 and stream.latency_seconds == pytest.approx(0.02)
+    for chunk, wav in ((1, speech(0.3)[:4_700]), (592, speech(1.0)[:15_900])):
+        assert torch.equal(streamed_codes(causal, wav, chunk), causal.encode(wav, 16000).codes)

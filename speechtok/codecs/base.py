@@ -43,6 +43,12 @@ class Encoder(nn.Module, ABC):
         """Input samples that influence one output frame (both sides together); chunked encoding overlaps by this."""
 
     @property
+    def lookahead(self) -> int:
+        """Input samples past a frame's own hop that influence it (a stream's right context); by default the
+        whole receptive field, as if it were all ahead. 0 for a causal encoder."""
+        return self.receptive_field
+
+    @property
     def min_samples(self) -> int:
         """The shortest input that gives one frame."""
         return self.hop_length

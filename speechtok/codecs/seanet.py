@@ -104,6 +104,11 @@ class SEANetEncoder(Encoder):
         return out.transpose(1, 2)
 
     @property
+    def lookahead(self) -> int:
+        """Causal convolutions (and a forward LSTM) read no sample past a frame's own hop."""
+        return 0 if self.cfg.causal else self.receptive_field
+
+    @property
     def receptive_field(self) -> int:
         """Walk the conv stack from the output back to the input: each layer widens the field by its extent."""
         convs = [self.stem]

@@ -61,14 +61,17 @@ class EncodeStream:
         if step_frames < 1:
             raise ValueError(f"step_frames must be >= 1, got {step_frames}")
         self.tok, self.n_q, self.step = tok, tok.check_n_q(n_q), int(step_frames)
+        if enc.batching == MASKED and getattr(enc, "lstm", None) is not None:
+            raise NotStreamableError(f"{tok.name} cannot stream its encoder: its LSTM reads the whole past")
         self.hop = tok.hop_length
-        self.context = math.ceil(enc.receptive_field / self.hop)
+        self.left = math.ceil(enc.receptive_field / self.hop)  # frames of context behind a window
+        self.right = math.ceil(enc.lookahead / self.hop)  # and ahead of it (0 for a causal encoder)
         self.reset()
 
     @property
     def latency_seconds(self) -> float:
         """How long after a frame's last sample its code is out: the rest of its window and the right context."""
-        return (self.step + self.context) * self.hop / self.tok.sample_rate
+        return (self.step + self.right) * self.hop / self.tok.sample_rate
 
     def reset(self) -> None:
         self._held = np.zeros(0, np.float32)  # samples [start, end) still needed
@@ -83,12 +86,12 @@ class EncodeStream:
         samples = np.asarray(torch.as_tensor(chunk).detach().cpu(), dtype=np.float32).reshape(-1)
         self._held = np.concatenate([self._held, samples])
         out = []
-        hop, step, context = self.hop, self.step, self.context
-        while self._end >= (self._next + step + context) * hop:
+        hop, step = self.hop, self.step
+        while self._end >= (self._next + step + self.right) * hop:
             a = self._next
-            s, b = max(0, a - context), a + step
-            out.append(self._codes(self._take(s * hop, (b + context) * hop), a - s, b - s))
-            self._drop(max(0, b - context) * hop)
+            s, b = max(0, a - self.left), a + step
+            out.append(self._codes(self._take(s * hop, (b + self.right) * hop), a - s, b - s))
+            self._drop(max(0, b - self.left) * hop)
             self._next = b
         return self._cat(out)
 
@@ -99,10 +102,11 @@ class EncodeStream:
         if num_samples < hop:
             raise AudioError(f"audio too short: {num_samples} samples at {self.tok.sample_rate} Hz; one frame needs "
                              f"{hop}")
-        out = []
-        for a, b, s, e in frame_windows(-(-num_samples // hop), self.step, self.context):
-            if a >= self._next:
-                out.append(self._codes(self._take(s * hop, e * hop), a - s, b - s))
+        out, num_frames = [], -(-num_samples // hop)
+        for a in range(self._next, num_frames, self.step):
+            b = min(a + self.step, num_frames)
+            s, e = max(0, a - self.left), min(num_frames, b + self.right)
+            out.append(self._codes(self._take(s * hop, e * hop), a - s, b - s))
         self._flushed = True
         return self._cat(out)
 
