@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dedup", action="store_true",
                    help="single-codebook units (HuBERT): collapse repeats into runs, written as safetensors with "
                         "`units` and `run_lengths` (for LM training; speechtok.lm.unit_runs.UnitRuns reads them)")
+    e.add_argument("--stream", action="store_true",
+                   help="encode as the audio arrives: one input (a file, or - for raw 16-bit mono PCM at the model's "
+                        "rate on stdin); each frame's codes printed on stdout once complete (`frame code_1 ...`), "
+                        "or one codes file with -o; the codes are the offline codes")
+    e.add_argument("--chunk-ms", type=float, default=20.0, help="--stream: audio read at a time (ms)")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="codes files -> audio",
@@ -187,6 +192,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     if not _output_as_second_positional(args, CODES_SUFFIXES, "codes"):
         return 2
+    if args.stream:
+        from .commands.encode_stream import run
+
+        return run(args)
     single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir() and not names_directory(args.output)
     fmt = args.format or _format_from(args.output, single)
     suffix = Path(args.output).suffix if args.output and single else ""

@@ -85,3 +85,33 @@ def test_a_causal_codec_streams_one_frame_behind():
     assert stream.right == 0 and stream.latency_seconds == pytest.approx(0.02)
     for chunk, wav in ((1, speech(0.3)[:4_700]), (592, speech(1.0)[:15_900])):
         assert torch.equal(streamed_codes(causal, wav, chunk), causal.encode(wav, 16000).codes)
+
+
+def test_the_cli_streams_a_file_and_stdin(tok, tmp_path):
+    """`speechtok encode --stream`: each frame's codes printed once complete, from a file read in 37 ms chunks or
+    raw 16-bit PCM on stdin; -o writes the codes file. All are the offline codes."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile as sf
+
+    from speechtok.codes import Codes
+
+    pcm = (speech(1.0).numpy() * 32767).astype(np.int16)
+    wav = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
+    sf.write(tmp_path / "in.wav", pcm, 16000, subtype="PCM_16")
+    offline = tok.encode(wav, 16000).codes[0]
+    cmd = [sys.executable, "-m", "speechtok.cli", "encode", "--stream", "--chunk-ms", "37"]
+    lines = subprocess.run([*cmd, str(tmp_path / "in.wav")], capture_output=True, text=True, timeout=120)
+    assert lines.returncode == 0, lines.stderr
+    rows = [list(map(int, line.split())) for line in lines.stdout.splitlines()]
+    assert [r[0] for r in rows] == list(range(offline.shape[-1])) and torch.equal(
+        torch.tensor([r[1:] for r in rows]).T, offline)
+    piped = subprocess.run([*cmd, "-", "-o", str(tmp_path / "out.npy")], input=pcm.tobytes(), capture_output=True,
+                           timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert torch.equal(Codes.load(tmp_path / "out.npy").codes[0], offline) and "latency 200 ms" in piped.stderr.decode()
+    bad = subprocess.run([*cmd, str(tmp_path / "in.wav"), str(tmp_path / "in.wav")], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "one input" in bad.stderr
