@@ -228,7 +228,7 @@ OPTIONS = {"s3tokenizer": "?heads=2", "mimi": "?q=3"}  # the tiny models' own, w
 def test_every_zoo_entry_loads_by_name_from_its_source(server, tmp_path):
     """Each entry's files, in its adapter's layout, served as its hub repository or URL (with the entry's hash
     recomputed for the tiny file): `speechtok.load(NAME)` in a fresh process fetches, verifies and encodes."""
-    assert len(zoo.ZOO) >= 11
+    assert len(zoo.ZOO) >= 12
     layouts = _tiny_layouts(tmp_path / "layouts")
     names, urls = [], {}
     for name, entry in zoo.ZOO.items():

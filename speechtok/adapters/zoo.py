@@ -72,6 +72,9 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
              url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.4/weights_24khz.pth"),
     ZooEntry("dac-44khz", "dac", "Descript Audio Codec 44.1 kHz", "MIT", 44100, 86.1, "9 x 1024", "7.8",
              url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.1/weights.pth"),
+    ZooEntry("dac-44khz-16kbps", "dac", "Descript Audio Codec 44.1 kHz at 16 kbps", "MIT", 44100, 86.1, "18 x 1024",
+             "16", url="https://github.com/descriptinc/descript-audio-codec/releases/download/1.0.0/"
+                       "weights_44khz_16kbps.pth"),
 )}
 
 
