@@ -220,3 +220,22 @@ def test_a_tokenizer_plugin_is_scored_like_any_model(manifest, tiny_ckpt, tmp_pa
     (row,) = res["rows"]
     assert row["status"] == "ok" and row["tokenizer"]["source"] == "mytok" and row["n_q"] == 1
     assert row["bitrate"]["nominal_bps"] == 300.0
+
+
+def test_opus_reference_rows(manifest, tmp_path):
+    """Opus (libsndfile, bundled with soundfile) as a classical reference: its measured bitrate, scored by the same
+    protocol, marked as a reference (never "best") on the board."""
+    cfg = EvalConfig(metrics=("stoi",), progress=False)
+    results = evaluate(["opus", "opus?level=0.9"], utterances(manifest), cfg, data_name="clips")
+    low, high = results["rows"]
+    assert low["status"] == high["status"] == "ok" and low["tokenizer"]["family"] == "reference"
+    assert 5_000 < low["bitrate"]["nominal_bps"] < 15_000 < high["bitrate"]["nominal_bps"] < 60_000
+    assert high["aggregate"]["stoi"]["mean"] > low["aggregate"]["stoi"]["mean"] > 0.5
+    path = tmp_path / "r.json"
+    write_results(results, path)
+    entries = collect([(path, load_results(path))])[0].entries
+    assert all(e.reference for e in entries) and entries[0].kbps == pytest.approx(low["bitrate"]["nominal_bps"] / 1000)
+    with pytest.raises(ValueError, match="outside"):
+        from speechtok.eval.candidates import load_candidate
+
+        load_candidate("opus?level=2")

@@ -200,7 +200,11 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
         if any(ref is s for s in sample_refs):
             for n_q, degraded in res.outputs.items():
                 live[n_q]["samples"][ref.utt.id] = _write_sample(cfg.samples_dir, slug, n_q, ref, degraded)
+    measured = getattr(cand, "measured_bps", lambda: None)()  # a classical codec's real file size
     for n_q, row in live.items():
+        if measured is not None:
+            # a classical codec's bits are its file's: nominal = effective = measured, no codebooks
+            row["bitrate"] = {"nominal_bps": measured, "effective_bps": measured, "codebooks": {}, "measured": True}
         if counts is not None:
             row["bitrate"] = _bitrate(cand.tok.codebook_rates[:n_q], cand.tok.codebook_size, counts[:n_q])
         if items and cand.tok is not None and codes_by_utt:

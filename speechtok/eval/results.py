@@ -16,7 +16,8 @@
           "tokenizer": {name, family, source, sample_rate, frame_rate, num_codebooks, codebook_size, device,
                         dtype, chunk_seconds, checkpoint: null | {path, sha256}, ...},
           "bitrate": null | {"nominal_bps", "effective_bps",
-                             "codebooks": {"entropy_bits": [Q], "perplexity": [Q], "usage": [Q], "frames"}},
+                             "codebooks": {"entropy_bits": [Q], "perplexity": [Q], "usage": [Q], "frames"}
+                             (empty for a classical reference, whose "measured" bits are its files')},
           "speed": null | {encode_xrt, decode_xrt, encode_forward_xrt, decode_forward_xrt, audio_seconds, ...},
           "abx": null | {"within": {...}, "across": {...}, "features": str} | {"error": str},
           "aggregate": {column: null | {"mean", "ci95": [lo, hi] | null, "std", "n"}},

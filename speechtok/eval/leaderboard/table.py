@@ -149,7 +149,7 @@ def _entry(row: dict, data: dict, sample_dir: Path | None, user_label: str | Non
     return Entry(label, row["model"], row.get("n_q"), row["status"], row.get("error"),
                  bitrate.get("nominal_bps") / 1000 if bitrate.get("nominal_bps") else None,
                  bitrate.get("effective_bps") / 1000 if bitrate.get("effective_bps") else None,
-                 values, notes, samples, tok.get("family") == "identity", tok,
+                 values, notes, samples, tok.get("family") in ("identity", "reference"), tok,
                  *_codebook_means(bitrate.get("codebooks") or {}))
 
 
