@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -148,10 +149,18 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
 def _check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
     """NaN or inf weights (a diverged run, a bad conversion) would load and give every input the same codes."""
     for key, t in state.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        if t.is_floating_point() and not _all_finite(t):
             bad = int((~torch.isfinite(t)).sum())
             raise CheckpointError(f"{path}: tensor {key} has {bad} NaN or infinite values of {t.numel()}; "
                                   "the weights are unusable (export them again from a good training step)")
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """numpy's check: torch's isfinite on CPU half tensors costs 50x more (300 ms for the bundled codec), a third of
+    a one-file encode's start-up; bfloat16, which numpy lacks, goes through torch."""
+    if t.dtype == torch.bfloat16:
+        return bool(torch.isfinite(t).all())
+    return bool(np.isfinite(t.numpy()).all())
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
