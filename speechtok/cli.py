@@ -375,7 +375,33 @@ def describe(tok) -> dict:
         **tok.adapter_info,  # peers (speechtok/adapters): package, checkpoint hash, batching
         **({"streams": {k: f"codebooks {a + 1}..{b}" for k, (a, b) in tok.streams.items()}}
            if getattr(tok, "streams", None) else {}),
+        "decoder": "none (encode-only)" if tok.decoder is None else type(tok.decoder).__name__,
+        "streaming": _streaming(tok),
+        "onnx_export": _onnx_export(tok),
     }
+
+
+def _streaming(tok) -> str:
+    """What `speechtok.streaming` can do with `tok`: the latency of each stream, or why it cannot."""
+    from .streaming import DecodeStream, EncodeStream, NotStreamableError
+
+    parts = []
+    for what, make in (("encode", EncodeStream), ("decode", DecodeStream)):
+        try:
+            parts.append(f"{what} {1000 * make(tok).latency_seconds:.0f} ms")
+        except NotStreamableError as e:
+            parts.append(f"{what}: no ({str(e).partition(': ')[2]})")
+    return "; ".join(parts)
+
+
+def _onnx_export(tok) -> str:
+    from .export.onnx import OnnxExportError, check_exportable
+
+    try:
+        check_exportable(tok)
+    except OnnxExportError as e:
+        return f"no ({str(e).partition(': ')[2]})"
+    return "yes (speechtok export-onnx)"
 
 
 def _tokenizer_for(codes, model: str | None, device, cache: dict, source: Path):

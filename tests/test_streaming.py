@@ -115,3 +115,14 @@ def test_the_cli_streams_a_file_and_stdin(tok, tmp_path):
     bad = subprocess.run([*cmd, str(tmp_path / "in.wav"), str(tmp_path / "in.wav")], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "one input" in bad.stderr
+
+
+def test_info_says_what_streams(tok):
+    from speechtok.cli import describe
+
+    from .test_units import tiny_units
+
+    assert describe(tok)["streaming"] == "encode 200 ms; decode 640 ms"
+    assert describe(tok)["onnx_export"].startswith("yes")
+    units = describe(tiny_units())
+    assert units["streaming"].startswith("encode: no (its encoder windows") and units["onnx_export"].startswith("no")
