@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -77,9 +78,11 @@ def load(name_or_path: str | os.PathLike = DEFAULT_TOKENIZER, device: str | torc
             raise UnknownTokenizerError(f"plugin {plugin_name!r} returned {type(tok).__name__}, not a Tokenizer")
         tok.source = text
         return tok.eval()
-    names = ", ".join(e.name for e in available()) or "none"
-    raise UnknownTokenizerError(f"{text}: not a checkpoint directory, a bundled tokenizer or a plugin "
-                                f"(available: {names})")
+    names = list(dict.fromkeys(e.name for e in available()))
+    near = difflib.get_close_matches(plugin_name, names, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(near)}? " if near else ""
+    raise UnknownTokenizerError(f"{text}: not a checkpoint directory, a bundled tokenizer, a zoo name or a plugin "
+                                f"({hint}available: {', '.join(names) or 'none'})")
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".json")  # a speechtok checkpoint directory: config, weights, shard index

@@ -185,6 +185,18 @@ def test_the_zoo_lists_with_the_bundled_and_fetch_refuses_unknown_names(capsys):
     assert main(["fetch", "no-such-codec"]) == 1
 
 
+def test_unknown_names_list_the_near_matches(caplog):
+    from speechtok.cli import main
+    from speechtok.errors import UnknownTokenizerError
+
+    with pytest.raises(UnknownTokenizerError, match="did you mean mimi\\?"):
+        speechtok.load("mimmi")
+    with pytest.raises(UnknownTokenizerError) as e:
+        speechtok.load("zzzz-not-close")
+    assert "did you mean" not in str(e.value) and "available: speechtok-codec-16k" in str(e.value)
+    assert main(["fetch", "dac16"]) == 1 and "did you mean dac-16khz?" in caplog.text
+
+
 # -- every entry, by name ---------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 
 from ..errors import SpeechtokError
@@ -25,7 +26,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     failed = 0
     for name in args.names:
         if name not in ZOO:
-            log.error("%s: not a zoo name (known: %s)", name, ", ".join(ZOO))
+            near = difflib.get_close_matches(name, list(ZOO), n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(near)}? " if near else ""
+            log.error("%s: not a zoo name (%sknown: %s)", name, hint, ", ".join(ZOO))
             failed += 1
             continue
         try:
