@@ -22,7 +22,7 @@ from .config import config_hash
 from .errors import ArgumentError, AudioError, CheckpointError, CodesError
 from .layers import lengths_to_mask, linear_overlap_add
 from .quantizers.base import Quantizer
-from .streaming import EncodeStream, frame_windows
+from .streaming import EncodeStream, encode_blocker, frame_windows
 from .vocoders.base import Decoder
 
 __all__ = ["Tokenizer", "Codes"]
@@ -160,9 +160,7 @@ class Tokenizer(nn.Module):
     def _streams_files(self) -> bool:
         """Whether a long file's codes are those of the tokenizer's own windows (`_latent_chunks`), which a stream
         of blocks can reproduce."""
-        enc = self.encoder
-        return (enc.batching == MASKED and enc.windows == TOKENIZER_WINDOWS and enc.segments is None
-                and math.isfinite(self.chunk_seconds))
+        return encode_blocker(self) is None
 
     def _encode_stream(self, blocks: Iterator[np.ndarray], n_q: int) -> Codes:
         """Mono blocks [n] at this rate -> Codes [1, n_q, T_frames]: the chunks `_latent_chunks` cuts from the

@@ -126,3 +126,23 @@ def test_info_says_what_streams(tok):
     assert describe(tok)["onnx_export"].startswith("yes")
     units = describe(tiny_units())
     assert units["streaming"].startswith("encode: no (its encoder windows") and units["onnx_export"].startswith("no")
+
+
+def test_a_recurrent_encoder_streams_long_files_in_the_offline_windows_only(tmp_path):
+    """An LSTM reads the whole past: a long file still streams from disk in the offline path's windows (the codes
+    of `encode`), while a live stream in finer steps is refused."""
+    import dataclasses
+
+    import soundfile as sf
+
+    from speechtok.models import build_codec
+
+    from .conftest import tiny_config
+
+    cfg = tiny_config()
+    tok = build_codec(dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, lstm_layers=1))).eval()
+    tok.chunk_seconds = 1.0
+    sf.write(tmp_path / "long.wav", speech(3.0).numpy(), 16000)
+    assert torch.equal(tok.encode_file(tmp_path / "long.wav").codes, tok.encode(speech(3.0), 16000).codes)
+    with pytest.raises(NotStreamableError, match="recurrent layer"):
+        EncodeStream(tok)

@@ -32,6 +32,9 @@ class Encoder(nn.Module, ABC):
     # when `normalize_segments`; codes then carry one gain a segment (`Codes.scales`).
     segments: dict | None = None
     normalize_segments: bool = True
+    # False when a frame depends on the whole past (a recurrent layer): `receptive_field` then bounds only the
+    # convolutions, so windows reproduce the offline codes only where the offline path cuts them too
+    finite_context: bool = True
 
     @abstractmethod
     def forward(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:

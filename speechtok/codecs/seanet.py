@@ -104,6 +104,10 @@ class SEANetEncoder(Encoder):
         return out.transpose(1, 2)
 
     @property
+    def finite_context(self) -> bool:
+        return self.lstm is None
+
+    @property
     def lookahead(self) -> int:
         """Causal convolutions (and a forward LSTM) read no sample past a frame's own hop."""
         return 0 if self.cfg.causal else self.receptive_field

@@ -34,7 +34,7 @@ from ..errors import AudioError, SpeechtokError
 if TYPE_CHECKING:  # the tokenizer imports this module (encode_file streams long files through EncodeStream)
     from ..tokenizer import Tokenizer
 
-__all__ = ["DecodeStream", "EncodeStream", "NotStreamableError", "frame_windows"]
+__all__ = ["DecodeStream", "EncodeStream", "NotStreamableError", "encode_blocker", "frame_windows"]
 
 
 def frame_windows(num_frames: int, step: int, context: int) -> Iterator[tuple[int, int, int, int]]:
@@ -49,20 +49,34 @@ class NotStreamableError(SpeechtokError):
     """A tokenizer whose offline codes or audio a stream cannot reproduce."""
 
 
+def encode_blocker(tok: Tokenizer) -> str | None:
+    """Why a stream cannot give `tok`'s offline codes (None: it can, cut where the offline path cuts a long input;
+    finer steps also need `Encoder.finite_context`)."""
+    enc = tok.encoder
+    if enc.windows != TOKENIZER_WINDOWS or enc.batching != MASKED:
+        return "its encoder windows or batches long inputs itself"
+    if enc.segments is not None:
+        return "it encodes in segments"
+    if not math.isfinite(tok.chunk_seconds):
+        return "it encodes in one pass"
+    return None
+
+
 class EncodeStream:
     """Audio chunks -> the codes of the frames they complete (see the module doc)."""
 
     def __init__(self, tok: Tokenizer, n_q: int | None = None, step_frames: int = 1) -> None:
         enc = tok.encoder
-        why = ("its encoder windows or batches long inputs itself" if enc.windows != TOKENIZER_WINDOWS
-               or enc.batching != MASKED else "it encodes in segments" if enc.segments is not None else None)
-        if why or not math.isfinite(tok.chunk_seconds):
-            raise NotStreamableError(f"{tok.name} cannot stream its encoder: {why or 'it encodes in one pass'}")
+        why = encode_blocker(tok)
+        if why is not None:
+            raise NotStreamableError(f"{tok.name} cannot stream its encoder: {why}")
         if step_frames < 1:
             raise ValueError(f"step_frames must be >= 1, got {step_frames}")
         self.tok, self.n_q, self.step = tok, tok.check_n_q(n_q), int(step_frames)
-        if enc.batching == MASKED and getattr(enc, "lstm", None) is not None:
-            raise NotStreamableError(f"{tok.name} cannot stream its encoder: its LSTM reads the whole past")
+        if not enc.finite_context and self.step != tok._chunk_frames():
+            raise NotStreamableError(f"{tok.name} cannot stream its encoder in steps of {self.step} frames: a "
+                                     "recurrent layer reads the whole past (steps of the offline windows, "
+                                     f"{tok._chunk_frames()} frames, can)")
         self.hop = tok.hop_length
         self.left = math.ceil(enc.receptive_field / self.hop)  # frames of context behind a window
         self.right = math.ceil(enc.lookahead / self.hop)  # and ahead of it (0 for a causal encoder)
