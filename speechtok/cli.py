@@ -373,8 +373,7 @@ def describe(tok) -> dict:
         "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
         "params": sum(p.numel() for p in tok.parameters()),
         **tok.adapter_info,  # peers (speechtok/adapters): package, checkpoint hash, batching
-        **({"streams": {k: f"codebooks {a + 1}..{b}" for k, (a, b) in tok.streams.items()}}
-           if getattr(tok, "streams", None) else {}),
+        **({"streams": {k: f"codebooks {a + 1}..{b}" for k, (a, b) in tok.streams.items()}} if tok.streams else {}),
         "decoder": "none (encode-only)" if tok.decoder is None else type(tok.decoder).__name__,
         "streaming": _streaming(tok),
         "onnx_export": _onnx_export(tok),

@@ -91,9 +91,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".json")  # a speechtok checkpoint directory:
 def tokenizer_checkpoint(tok: Tokenizer) -> dict | None:
     """A loaded tokenizer's checkpoint identity (`fileio.checkpoint_identity`): an adapter's own, or a speechtok
     checkpoint directory's (by path or bundled name); None for a tokenizer built in memory."""
-    own = getattr(tok, "checkpoint", None)
-    if own:
-        return own
+    if tok.checkpoint:
+        return tok.checkpoint
     from .fileio import checkpoint_identity
 
     source = tok.source or ""

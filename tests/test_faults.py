@@ -317,18 +317,23 @@ def test_sigterm_checkpoints_a_training_run_and_says_so(corpus, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "speechtok.cli", "train", str(recipe), "--run-dir", str(run),
                              "train.threads=1"], stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and len(_lines(run / "log.csv")) < 3:
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    stderr = _sigterm_once(proc, lambda: len(_lines(run / "log.csv")) >= 3)
     assert proc.returncode == 143, stderr
     step = int(_lines(run / "log.csv")[-1].split(",")[0])
     assert (run / "checkpoints" / f"step-{step:08d}.pt").is_file()
     assert f"stopped by SIGTERM at step {step}, checkpoint written" in stderr and "Traceback" not in stderr
+
+
+def _sigterm_once(proc: subprocess.Popen, ready, seconds: float = 60) -> str:
+    """SIGTERM `proc` once `ready()` (or after `seconds`); its stderr."""
+    try:
+        deadline = time.time() + seconds
+        while time.time() < deadline and not ready():
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
 
 
 def test_sigterm_ends_encode_with_one_line_and_no_temp_files(tiny_ckpt, tmp_path):
@@ -339,14 +344,7 @@ def test_sigterm_ends_encode_with_one_line_and_no_temp_files(tiny_ckpt, tmp_path
     out = tmp_path / "codes"
     proc = subprocess.Popen([sys.executable, "-m", "speechtok.cli", "encode", str(src), "-o", str(out), "--model",
                              str(tiny_ckpt)], stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and len(list(out.glob("*.npy.json"))) < 3:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    stderr = _sigterm_once(proc, lambda: len(list(out.glob("*.npy.json"))) >= 3)
     assert proc.returncode == 143, stderr
     assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
     assert not list(out.glob(".*.tmp"))

@@ -45,6 +45,11 @@ class Candidate:
     def resynthesize(self, wav: np.ndarray, sample_rate: int, n_qs: Sequence[int | None]) -> Resynthesis:
         raise NotImplementedError
 
+    def measured_bps(self) -> float | None:
+        """Bits per second of what it wrote, for candidates whose bitrate is a file size (classical codecs);
+        tokenizers' comes from their codes."""
+        return None
+
 
 class IdentityCandidate(Candidate):
     """decode(encode(x)) = x: PESQ-wb about 4.64, STOI 1.0. No codes, no bitrate."""

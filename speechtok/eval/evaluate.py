@@ -200,7 +200,7 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
         if any(ref is s for s in sample_refs):
             for n_q, degraded in res.outputs.items():
                 live[n_q]["samples"][ref.utt.id] = _write_sample(cfg.samples_dir, slug, n_q, ref, degraded)
-    measured = getattr(cand, "measured_bps", lambda: None)()  # a classical codec's real file size
+    measured = cand.measured_bps()
     for n_q, row in live.items():
         if measured is not None:
             # a classical codec's bits are its file's: nominal = effective = measured, no codebooks
