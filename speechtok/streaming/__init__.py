@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..audio import too_short
 from ..codecs.base import MASKED, TOKENIZER_WINDOWS
 from ..errors import AudioError, SpeechtokError
 
@@ -88,7 +89,9 @@ class EncodeStream:
         return (self.step + self.right) * self.hop / self.tok.sample_rate
 
     def reset(self) -> None:
-        self._held = np.zeros(0, np.float32)  # samples [start, end) still needed
+        self._held = np.zeros(0, np.float32)  # samples [start, ...) still needed
+        self._pending: list[np.ndarray] = []  # pushed after them, joined only when a window needs them
+        self._pending_size = 0
         self._start = 0
         self._next = 0  # the first frame not yet out
         self._flushed = False
@@ -98,7 +101,8 @@ class EncodeStream:
         if self._flushed:
             raise RuntimeError("this stream was flushed: reset() it to start another")
         samples = np.asarray(torch.as_tensor(chunk).detach().cpu(), dtype=np.float32).reshape(-1)
-        self._held = np.concatenate([self._held, samples])
+        self._pending.append(samples)
+        self._pending_size += samples.size
         out = []
         hop, step = self.hop, self.step
         while self._end >= (self._next + step + self.right) * hop:
@@ -113,9 +117,8 @@ class EncodeStream:
         """The end of the stream: the codes [1, n_q, k] of the frames not yet out (the input zero-padded to whole
         frames, as offline)."""
         num_samples, hop = self._end, self.hop
-        if num_samples < hop:
-            raise AudioError(f"audio too short: {num_samples} samples at {self.tok.sample_rate} Hz; one frame needs "
-                             f"{hop}")
+        if (reason := too_short(num_samples, self.tok.sample_rate, hop)) is not None:
+            raise AudioError(reason)
         out, num_frames = [], -(-num_samples // hop)
         for a in range(self._next, num_frames, self.step):
             b = min(a + self.step, num_frames)
@@ -131,13 +134,20 @@ class EncodeStream:
 
     @property
     def _end(self) -> int:
-        return self._start + self._held.size
+        return self._start + self._held.size + self._pending_size
+
+    def _join(self) -> None:
+        if self._pending:
+            self._held = np.concatenate([self._held, *self._pending])
+            self._pending, self._pending_size = [], 0
 
     def _take(self, a: int, b: int) -> np.ndarray:
+        self._join()
         x = self._held[a - self._start : b - self._start]
         return x if x.size == b - a else np.pad(x, (0, b - a - x.size))
 
     def _drop(self, before: int) -> None:
+        self._join()
         self._held, self._start = self._held[before - self._start :], before
 
     def _codes(self, x: np.ndarray, a: int, b: int) -> Tensor:
