@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from api_overhead import interleaved  # noqa: E402 - the interleaved timing of benchmarks/api_overhead.py
+
 import speechtok  # noqa: E402
 from speechtok.export import export_onnx  # noqa: E402
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
 
 
 def main() -> None:
@@ -56,14 +46,15 @@ def main() -> None:
     codes = tok.encode(wav, tok.sample_rate).codes
     audio_s = args.batch * args.seconds
     with torch.inference_mode():
-        rows = {
-            "encode": (timed(lambda: tok.quantizer.encode(tok.encoder(wav), tok.num_codebooks), args.repeats),
-                       timed(lambda: enc.run(None, {"audio": wav.numpy()}), args.repeats)),
-            "decode": (timed(lambda: tok.decoder(tok.quantizer.decode(codes)), args.repeats),
-                       timed(lambda: dec.run(None, {"codes": codes.numpy()}), args.repeats)),
+        rows = {  # the two alternate call by call, so neither gets the warmer machine
+            "encode": interleaved(lambda: tok.quantizer.encode(tok.encoder(wav), tok.num_codebooks),
+                                  lambda: enc.run(None, {"audio": wav.numpy()}), args.repeats),
+            "decode": interleaved(lambda: tok.decoder(tok.quantizer.decode(codes)),
+                                  lambda: dec.run(None, {"codes": codes.numpy()}), args.repeats),
         }
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, onnxruntime {ort.__version__}, "
-          f"{args.threads} threads; {args.model}, batch {args.batch} x {args.seconds:g} s; median of {args.repeats}")
+          f"{args.threads} threads; {args.model}, batch {args.batch} x {args.seconds:g} s; median of {args.repeats}, "
+          "interleaved")
     print("| direction | torch xRT | onnxruntime xRT | onnxruntime / torch |")
     print("|---|---|---|---|")
     for name, (t_torch, t_ort) in rows.items():
