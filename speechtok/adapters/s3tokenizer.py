@@ -52,7 +52,7 @@ def load(spec: str | None, device=None) -> Tokenizer:
     if name not in MODELS:
         raise CheckpointError(f"{spec}: model={name!r}; choose one of {', '.join(MODELS)}")
     s3 = require("s3tokenizer", "s3tokenizer", spec)
-    state = _state(name, path)
+    state = _state(path)
     model = _model(s3, name, _dims(state, int_option(options, "heads", spec) or HEADS, path))
     load_weights(model, state, path)
     return tokenizer(model, name, checkpoint_identity([path]), device)
@@ -83,16 +83,10 @@ def _model_from_file(path: Path) -> str:
 
 
 def _model(s3, name: str, dims: dict) -> torch.nn.Module:
-    from s3tokenizer.model import ModelConfig
-    from s3tokenizer.model_v2 import ModelConfig as ModelConfigV2
-    from s3tokenizer.model_v3 import ModelConfigV3
+    from s3tokenizer.model_v2 import ModelConfig
 
     try:
-        if "v3" in name:
-            return s3.S3TokenizerV3(name, ModelConfigV3(**dims))
-        if "v2" in name:
-            return s3.S3TokenizerV2(name, ModelConfigV2(**dims))
-        return s3.S3Tokenizer(name, ModelConfig(**dims))
+        return s3.S3TokenizerV2(name, ModelConfig(**dims))
     except TypeError as e:
         raise CheckpointError(f"s3tokenizer: bad model dimensions {dims} ({e})") from None
 
@@ -107,13 +101,13 @@ def _dims(state: dict, heads: int, path: Path) -> dict:
             "n_audio_head": heads}
 
 
-def _state(name: str, path: Path) -> dict:
+def _state(path: Path) -> dict:
     if path.suffix != ".onnx":
         return read_state(path)
-    from s3tokenizer.utils import onnx2torch, onnx2torch_v3
+    from s3tokenizer.utils import onnx2torch  # the v2 layout's converter
 
     try:
-        return (onnx2torch_v3 if "v3" in name else onnx2torch)(str(path), None, False)
+        return onnx2torch(str(path), None, False)
     except Exception as e:  # noqa: BLE001 - whatever the converter hits in a bad file is the file's fault
         raise CheckpointError(f"{path}: not an S3Tokenizer ONNX file ({type(e).__name__}: {e})"[:300]) from None
 
