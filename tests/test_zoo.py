@@ -226,6 +226,13 @@ def _tiny_layouts(folder: Path) -> dict[str, Path]:
     torch.save(st.SpeechTokenizer(ta.ST_SMALL).state_dict(),
                folder / "st" / "speechtokenizer_hubert_avg" / "SpeechTokenizer.pt")
     out["speechtokenizer"] = folder / "st"
+    xcodec2 = transformers.Xcodec2Config(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+        head_dim=16, encoder_hidden_size=4, quantization_dim=96,
+        semantic_model_config={"model_type": "wav2vec2-bert", "hidden_size": 32, "num_hidden_layers": 2,
+                               "num_attention_heads": 2, "intermediate_size": 64})
+    transformers.Xcodec2Model(xcodec2).save_pretrained(folder / "xcodec2")
+    out["xcodec2"] = folder / "xcodec2"
     if importlib.util.find_spec("s3tokenizer") and importlib.util.find_spec("onnx"):
         from .test_s3tokenizer import tiny_v2, write_onnx
 
