@@ -25,19 +25,23 @@ if importlib.util.find_spec("xcodec2") is None:
 
 # .ci/run installs the package's pin there, beside the venv's own release
 PINNED_VQ = Path(sys.prefix) / "pinned" / "vector-quantize-pytorch-1.17.8"
-OFFICIAL = Path(__file__).parent / "peers" / "xcodec2_official.py"
+PEERS = Path(__file__).parent / "peers"
+
+
+def run_official(script: str, out: Path) -> Path:
+    """tests/peers/SCRIPT in a process of its own, with the packages' pinned vector-quantize-pytorch first."""
+    if not PINNED_VQ.is_dir():
+        pytest.skip(f"vector-quantize-pytorch 1.17.8 (the packages' pin) is not at {PINNED_VQ} (.ci/run)")
+    env = {**os.environ, "PYTHONPATH": str(PINNED_VQ)}
+    run = subprocess.run([sys.executable, str(PEERS / script), str(out)], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return out
 
 
 @pytest.fixture(scope="module")
 def official(tmp_path_factory) -> Path:
-    if not PINNED_VQ.is_dir():
-        pytest.skip(f"vector-quantize-pytorch 1.17.8 (the xcodec2 package's pin) is not at {PINNED_VQ} (.ci/run)")
-    out = tmp_path_factory.mktemp("xcodec2")
-    env = {**os.environ, "PYTHONPATH": str(PINNED_VQ)}
-    run = subprocess.run([sys.executable, str(OFFICIAL), str(out)], capture_output=True, text=True, env=env,
-                         timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    return out
+    return run_official("xcodec2_official.py", tmp_path_factory.mktemp("xcodec2"))
 
 
 def test_xcodec2_matches_the_package_in_both_layouts(official, tmp_path):
@@ -74,5 +78,5 @@ def test_xcodec2_refuses_what_it_cannot_read(official, tmp_path):
     state = load_file(official / "official" / "model.safetensors")
     del state["fc_post_a.weight"]
     save_file(state, broken / "model.safetensors")
-    with pytest.raises(CheckpointError, match="no fc_post_a.weight: not X-Codec2 weights"):
+    with pytest.raises(CheckpointError, match="no fc_post_a.weight: not xcodec2 weights"):
         speechtok.load(f"xcodec2:{broken}")

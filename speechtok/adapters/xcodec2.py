@@ -13,6 +13,9 @@ decoder with an iSTFT head. DIR is either
 The front end is the `xcodec2` package's: the waveform padded by `hop - T % hop` samples (a whole extra frame when T
 is a multiple of the hop), and the w2v-BERT fbank features of that, padded by half a hop each side. So T samples give
 T // 320 + 1 codes, and each item is read alone (the peer has no padding mask).
+
+NeuCodec (`adapters/neucodec.py`) is the same architecture with a 24 kHz decoder; it shares this module's
+conversion and front end.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import audio
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
 from ..tokenizer import Tokenizer
@@ -50,44 +54,59 @@ def load(spec: str | None, device=None) -> Tokenizer:
 
 
 def tokenizer(model: torch.nn.Module, checkpoint: dict, device=None) -> Tokenizer:
-    """A `transformers.Xcodec2Model` (weights loaded) behind the speechtok API."""
+    """A `transformers` Xcodec2Model or NeuCodecModel (weights loaded) behind the speechtok API, at its encoder's
+    rate. NeuCodec's 24 kHz decoder output is resampled to that rate (soxr), so encode and decode share one."""
     mc = model.config
-    hop = int(mc.hop_length)
+    family = mc.model_type
+    neucodec = family == "neucodec"
+    rate = int(mc.input_sampling_rate if neucodec else mc.sampling_rate)
+    hop = int(mc.encoder_hop_length if neucodec else mc.hop_length)
     size = 1
     for level in mc.quantization_levels:
         size *= int(level)
-    arch = arch_json(mc.to_dict())
-    cfg = PeerConfig("xcodec2", "transformers", mc.sampling_rate, hop, 1, size, arch)
-    features = _feature_extractor(require("transformers", "xcodec2", "xcodec2"), mc.sampling_rate)
+    cfg = PeerConfig(family, "transformers", rate, hop, 1, size, arch_json(mc.to_dict()))
+    features = _feature_extractor(require("transformers", family, family), rate)
+    out_rate = int(mc.output_sampling_rate) if neucodec else rate
     parts = PeerParts(
-        encode=lambda m, wav: _latents(m, wav, features),
+        encode=lambda m, wav: _latents(m, wav, features, hop, rate, neucodec),
         quantize=lambda m, z, n_q: m.quantizer(z.transpose(1, 2))[1].transpose(1, 2),  # [B, T, 1] -> [B, 1, T]
         dequantize=lambda m, codes: m.quantizer.from_codes(codes.transpose(1, 2)).transpose(1, 2),
-        decode=lambda m, z: m.acoustic_decoder(z.transpose(1, 2)),
-        num_frames=lambda n: n // hop + 1, min_samples=1)
+        decode=lambda m, z: _resampled(m.acoustic_decoder(z.transpose(1, 2)), out_rate, rate),
+        # NeuCodec's fbank has no half-hop padding: one frame fewer, and a frame needs a whole hop
+        num_frames=(lambda n: n // hop) if neucodec else (lambda n: n // hop + 1), min_samples=hop if neucodec else 1)
     dim = mc.hidden_size + mc.semantic_model_config.hidden_size
+    notes = f"one FSQ codebook of {size} codes at {rate / hop:g} Hz; w2v-BERT semantic + acoustic encoder"
+    if neucodec:
+        notes += f"; the decoder's {out_rate // 1000} kHz output is resampled to {rate // 1000} kHz"
     tok = peer_tokenizer(model, parts, cfg, dim=dim, checkpoint=checkpoint, package="transformers", device=device,
-                         notes=f"one FSQ codebook of {size} codes at {mc.sampling_rate / hop:g} Hz; "
-                               "w2v-BERT semantic + acoustic encoder")
-    tok.name = "xcodec2"
+                         notes=notes)
+    tok.name = family
     return tok
 
 
 def _feature_extractor(transformers, sample_rate: int):
-    # the package's: w2v-BERT 2.0's fbank extractor (80 bins, two frames stacked), numpy, no torchaudio
+    # the packages': w2v-BERT 2.0's fbank extractor (80 bins, two frames stacked), numpy, no torchaudio
     return transformers.SeamlessM4TFeatureExtractor(feature_size=80, num_mel_bins=80, sampling_rate=sample_rate,
                                                     padding_value=1.0, stride=2)
 
 
-def _latents(model, wav: Tensor, features) -> Tensor:
-    """wav [1, 1, T] -> the quantiser's input [1, D, T // hop + 1]."""
-    hop = int(model.config.hop_length)
+def _latents(model, wav: Tensor, features, hop: int, rate: int, neucodec: bool) -> Tensor:
+    """wav [1, 1, T] -> the quantiser's input [1, D, frames], as the packages' `encode_code` computes it."""
     wav = F.pad(wav, (0, hop - wav.shape[-1] % hop))
-    mel = features(F.pad(wav[0, 0], (hop // 2, hop // 2)).float().cpu().numpy(),
-                   sampling_rate=model.config.sampling_rate, return_tensors="pt").input_features.to(wav.device)
-    semantic = model.semantic_encoder(mel).last_hidden_state.transpose(1, 2)
-    joint = torch.cat([model.semantic_adapter(semantic), model.acoustic_encoder(wav)], dim=1)
+    fbank_input = wav[0] if neucodec else F.pad(wav[0, 0], (hop // 2, hop // 2))
+    mel = features(fbank_input.float().cpu(), sampling_rate=rate, return_tensors="pt").input_features
+    semantic = model.semantic_encoder(mel.to(wav.device)).last_hidden_state.transpose(1, 2)
+    semantic, acoustic = model.semantic_adapter(semantic), model.acoustic_encoder(wav)
+    frames = min(semantic.shape[-1], acoustic.shape[-1])  # NeuCodec's semantic branch is a frame short
+    joint = torch.cat([semantic[..., :frames], acoustic[..., :frames]], dim=1)
     return model.fc_encoder(joint.transpose(1, 2)).transpose(1, 2)
+
+
+def _resampled(wav: Tensor, rate_in: int, rate_out: int) -> Tensor:
+    if rate_in == rate_out:
+        return wav
+    out = audio.resample(wav.detach().float().cpu().numpy(), rate_in, rate_out)
+    return torch.from_numpy(out).to(wav.device)
 
 
 # -- the publisher's layout -------------------------------------------------------------------------------------
@@ -124,19 +143,22 @@ RENAMES = [
 ]
 # buffers the model computes itself (anti-aliasing filters, the iSTFT window, FSQ tables)
 COMPUTED = re.compile(r"(upsample\.filter|lowpass\.filter|istft\.window|quantizer\.layers\.\d+\..*)$")
+# parts of the publishers' training graph that inference never runs (NeuCodec's semantic reconstruction head)
+UNUSED = ("feature_extractor.", "fc_post_s.", "SemanticDecoder")
 
 
-def convert_official(state: dict[str, Tensor], path: Path, heads: int = HEADS):
-    """The `xcodec2` package's weights -> a `transformers.Xcodec2Model` with the same behaviour (its config read
-    from the weights' shapes; `heads` is not in them)."""
+def convert_official(state: dict[str, Tensor], path: Path, family: str = "xcodec2", heads: int = HEADS):
+    """The `xcodec2` (or `neucodec`) package's weights -> a `transformers` Xcodec2Model (NeuCodecModel) with the
+    same behaviour, its config read from the weights' shapes (`heads` is not in them)."""
     import transformers
 
     state = _fold_weight_norm(state)
-    model = transformers.Xcodec2Model(_config_from(state, heads, path)).eval()
+    config = _config_from(state, heads, path, family)
+    model = (transformers.NeuCodecModel if family == "neucodec" else transformers.Xcodec2Model)(config).eval()
     keep = model.state_dict()
     converted: dict[str, Tensor] = {}
     for key, value in state.items():
-        if COMPUTED.search(key) or key.startswith("feature_extractor."):
+        if COMPUTED.search(key) or key.startswith(UNUSED):
             continue
         if ".att.c_attn." in key:  # fused q, k, v; q and k reordered from interleaved to half-split rotary pairs
             layer = re.search(r"transformers\.(\d+)\.", key)[1]
@@ -150,7 +172,7 @@ def convert_official(state: dict[str, Tensor], path: Path, heads: int = HEADS):
         converted[new] = value
     missing, unexpected = keep.keys() - converted.keys(), converted.keys() - keep.keys()
     if missing or unexpected:
-        raise CheckpointError(f"{path}: not X-Codec2 weights in the xcodec2 package's names (missing "
+        raise CheckpointError(f"{path}: not {family} weights in the {family} package's names (missing "
                               f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
     model.load_state_dict(converted, strict=True)
     return model
@@ -188,12 +210,12 @@ def _rotary_halves(w: Tensor, heads: int) -> Tensor:
     return w.reshape(heads, rows // heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
 
 
-def _config_from(state: dict[str, Tensor], heads: int, path: Path):
+def _config_from(state: dict[str, Tensor], heads: int, path: Path, family: str):
     import transformers
 
     def shape(key: str) -> tuple[int, ...]:
         if key not in state:
-            raise CheckpointError(f"{path}: no {key}: not X-Codec2 weights in the xcodec2 package's names")
+            raise CheckpointError(f"{path}: no {key}: not {family} weights in the {family} package's names")
         return tuple(state[key].shape)
 
     hidden = shape("fc_post_a.weight")[0]
@@ -205,10 +227,16 @@ def _config_from(state: dict[str, Tensor], heads: int, path: Path):
         hidden_size=semantic_hidden, feature_projection_input_dim=semantic_in, num_hidden_layers=SEMANTIC_LAYER,
         num_attention_heads=heads,
         intermediate_size=shape("semantic_model.encoder.layers.0.ffn1.intermediate_dense.weight")[0])
-    return transformers.Xcodec2Config(
+    common = dict(
         hidden_size=hidden, intermediate_size=shape("generator.backbone.transformers.0.mlp.fc1.weight")[0],
         num_hidden_layers=depth, num_attention_heads=heads, num_key_value_heads=heads, head_dim=hidden // heads,
-        encoder_hidden_size=shape("CodecEnc.conv_blocks.0.weight")[0],
-        downsampling_ratios=strides, semantic_model_config=semantic.to_dict(),
-        quantization_dim=shape("generator.quantizer.project_in.weight")[1],
-        quantization_levels=[4] * shape("generator.quantizer.project_in.weight")[0])
+        encoder_hidden_size=shape("CodecEnc.conv_blocks.0.weight")[0], downsampling_ratios=strides,
+        semantic_model_config=semantic.to_dict(), quantization_dim=shape("generator.quantizer.project_in.weight")[1],
+        quantization_levels=[4] * shape("generator.quantizer.project_in.weight")[0])  # 4 levels each, as published
+    if family != "neucodec":
+        return transformers.Xcodec2Config(**common)
+    out_hop = (shape("generator.head.out.weight")[0] - 2) // 4  # the iSTFT head's n_fft + 2 rows, n_fft = 4 hops
+    hop = 1
+    for s in strides:
+        hop *= s
+    return transformers.NeuCodecConfig(**common, input_sampling_rate=16000, output_sampling_rate=16000 * out_hop // hop)
