@@ -50,6 +50,7 @@ REEXEC_MARK = "SPEECHTOK_BENCH_REEXEC"
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from speechtok.models import CodecConfig, build_codec  # noqa: E402
@@ -174,7 +175,32 @@ def _s3tokenizer_v2() -> Tokenizer:
     return tokenizer(model.eval(), "speech_tokenizer_v2_25hz", {"path": "random weights", "sha256": "-"})
 
 
-ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2}
+def _xcodec2_family(family: str) -> Tokenizer:
+    """X-Codec2 / NeuCodec at their published size (transformers' default configs: w2v-BERT 2.0's first 16 layers,
+    1024 wide, a 12-layer decoder), random weights."""
+    import transformers
+
+    from speechtok.adapters.xcodec2 import tokenizer
+
+    cls = transformers.NeuCodecModel if family == "neucodec" else transformers.Xcodec2Model
+    config = (transformers.NeuCodecConfig if family == "neucodec" else transformers.Xcodec2Config)()
+    return tokenizer(cls(config).eval(), {"path": "random weights", "sha256": "-"})
+
+
+def _bigcodec() -> Tokenizer:
+    """BigCodec at its published size (the package's module defaults, as the publisher's inference.py builds them:
+    159M parameters), random weights."""
+    import bigcodec
+
+    from speechtok.adapters import bigcodec as adapter
+
+    model = nn.ModuleDict({"encoder": bigcodec.CodecEncoder(), "decoder": bigcodec.CodecDecoder()}).eval()
+    arch = {"up_ratios": [2, 2, 2, 5, 5], "vq_num_quantizers": 1, "codebook_size": 8192, "out_channels": 1024}
+    return adapter.tokenizer(model, arch, {"path": "random weights", "sha256": "-"})
+
+
+ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2, "xcodec2": lambda: _xcodec2_family("xcodec2"),
+                "neucodec": lambda: _xcodec2_family("neucodec"), "bigcodec": _bigcodec}
 
 
 def _zoo_peer(ps, tok: Tokenizer, name: str):

@@ -44,6 +44,8 @@ def test_neucodec_matches_the_package_in_both_layouts(official, tmp_path):
         assert ours.shape[-1] == n and theirs.shape[-1] == n // 320 * 320
         torch.testing.assert_close(ours[..., :theirs.shape[-1]], theirs, atol=1e-4, rtol=0)
     _check_batch(tok, 16000, 8000)
+    both = torch.cat([expected["wav_9600"], expected["wav_16077"][..., :9600]])  # equal lengths: one batch
+    torch.testing.assert_close(tok.encode(both, 16000).codes[:1], expected["codes_9600"].long(), rtol=0, atol=0)
     _check_identity(tok, official / "pytorch_model.bin")
 
     tok.peer.save_pretrained(tmp_path / "hf")  # the same weights in the transformers layout

@@ -57,6 +57,8 @@ def test_xcodec2_matches_the_package_in_both_layouts(official, tmp_path):
         torch.testing.assert_close(codes.codes, expected[f"codes_{n}"].long(), rtol=0, atol=0)
         _check_decode(tok.decode(codes), expected[f"audio_{n}"])
     _check_batch(tok, 16000, 8000)
+    both = torch.cat([expected["wav_9600"], expected["wav_16077"][..., :9600]])  # equal lengths: one batch
+    torch.testing.assert_close(tok.encode(both, 16000).codes[:1], expected["codes_9600"].long(), rtol=0, atol=0)
     _check_identity(tok, official / "official" / "config.json", official / "official" / "model.safetensors")
 
     tok.peer.save_pretrained(tmp_path / "hf")  # the same weights in the transformers layout (hf-audio/xcodec2)

@@ -233,6 +233,15 @@ def _tiny_layouts(folder: Path) -> dict[str, Path]:
                                "num_attention_heads": 2, "intermediate_size": 64})
     transformers.Xcodec2Model(xcodec2).save_pretrained(folder / "xcodec2")
     out["xcodec2"] = folder / "xcodec2"
+    if importlib.util.find_spec("bigcodec"):  # the publisher's bigcodec.pt, small
+        import bigcodec
+
+        enc = bigcodec.CodecEncoder(ngf=4, rnn_num_layers=1, out_channels=32)
+        dec = bigcodec.CodecDecoder(in_channels=32, upsample_initial_channel=64, rnn_num_layers=1, vq_dim=32,
+                                    codebook_size=64, codebook_dim=8)
+        (folder / "bigcodec").mkdir()
+        torch.save({"CodecEnc": enc.state_dict(), "generator": dec.state_dict()}, folder / "bigcodec" / "bigcodec.pt")
+        out["bigcodec"] = folder / "bigcodec"
     if importlib.util.find_spec("neucodec") and importlib.util.find_spec("xcodec2"):
         from .test_xcodec2 import PINNED_VQ, run_official
 
@@ -285,5 +294,5 @@ print(json.dumps(out))
     assert run.returncode == 0, run.stderr[-2000:]
     loaded = json.loads(run.stdout)
     assert sorted(loaded) == sorted(names) and all(source == name and ok for name, (source, _, ok) in loaded.items())
-    optional = {"s3tokenizer-v2", "neucodec"}  # where their packages are installed (.ci/run installs them)
+    optional = {"s3tokenizer-v2", "neucodec", "bigcodec"}  # where their packages are installed (.ci/run installs them)
     assert {n.partition("?")[0] for n in names} >= set(zoo.ZOO) - optional

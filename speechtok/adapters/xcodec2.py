@@ -91,10 +91,11 @@ def _feature_extractor(transformers, sample_rate: int):
 
 
 def _latents(model, wav: Tensor, features, hop: int, rate: int, neucodec: bool) -> Tensor:
-    """wav [1, 1, T] -> the quantiser's input [1, D, frames], as the packages' `encode_code` computes it."""
+    """wav [B, 1, T] -> the quantiser's input [B, D, frames], as the packages' `encode_code` computes it (their
+    fbank front end item by item)."""
     wav = F.pad(wav, (0, hop - wav.shape[-1] % hop))
-    fbank_input = wav[0] if neucodec else F.pad(wav[0, 0], (hop // 2, hop // 2))
-    mel = features(fbank_input.float().cpu(), sampling_rate=rate, return_tensors="pt").input_features
+    mel = torch.cat([features(item if neucodec else F.pad(item[0], (hop // 2, hop // 2)), sampling_rate=rate,
+                              return_tensors="pt").input_features for item in wav.float().cpu()])
     semantic = model.semantic_encoder(mel.to(wav.device)).last_hidden_state.transpose(1, 2)
     semantic, acoustic = model.semantic_adapter(semantic), model.acoustic_encoder(wav)
     frames = min(semantic.shape[-1], acoustic.shape[-1])  # NeuCodec's semantic branch is a frame short

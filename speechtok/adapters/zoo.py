@@ -71,6 +71,8 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
              files=("config.json", "model.safetensors")),
     ZooEntry("neucodec", "neucodec", "NeuCodec (NeuTTS's codec): X-Codec2's encoder, a 24 kHz decoder", "Apache-2.0",
              16000, 50.0, "1 x 65536", "0.8", repo="neuphonic/neucodec", files=("pytorch_model.bin",)),
+    ZooEntry("bigcodec", "bigcodec", "BigCodec: one 8192-code VQ at 80 Hz, LSTM conv codec (X-Codec2's predecessor)",
+             "MIT", 16000, 80.0, "1 x 8192", "1.04", repo="Alethia/BigCodec", files=("bigcodec.pt",)),
     ZooEntry("dac-16khz", "dac", "Descript Audio Codec 16 kHz", "MIT", 16000, 50.0, "12 x 1024", "6",
              url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.5/weights_16khz.pth"),
     ZooEntry("dac-24khz", "dac", "Descript Audio Codec 24 kHz", "MIT", 24000, 75.0, "32 x 1024", "24",
