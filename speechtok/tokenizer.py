@@ -4,6 +4,7 @@ any shape and rate in, `Codes` out; batch- and chunk-invariant codes; bounded me
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import sys
@@ -98,7 +99,8 @@ class Tokenizer(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        # buffers too: a tokenizer whose weights are all buffers (k-means over a frozen encoder held outside)
+        return next(itertools.chain(self.parameters(), self.buffers())).device
 
     @property
     def streams(self) -> dict[str, tuple[int, int]]:

