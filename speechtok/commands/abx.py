@@ -45,13 +45,12 @@ def register(subparsers) -> None:
 
 
 def cmd_abx(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..eval.abx import abx, abx_protocol, items_from_alignments, write_item_file
     from ..eval.evaluate import load_references
     from ..eval.features import extractor
     from ..eval.sets import alignments_path, utterances
     from ..fileio import write_text
+    from ..runtime.progress import progress
 
     try:
         utts = utterances(args.data, args.data_root, args.split)[: args.limit]
@@ -69,7 +68,7 @@ def cmd_abx(args: argparse.Namespace) -> int:
     if args.items:
         write_item_file(items, args.items)
     feats, failed = {}, []
-    for ref in tqdm(refs, desc="features", unit="utt", disable=args.quiet > 0 or None):
+    for ref in progress(refs, desc="features", unit="utt", disable=args.quiet > 0):
         try:
             feats[ref.utt.id] = fn(ref.wav, ref.sample_rate)
         except Exception as e:

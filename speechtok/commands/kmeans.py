@@ -42,10 +42,10 @@ def register(subparsers) -> None:
 
 def cmd_kmeans(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
     from .. import audio
     from ..quantizers.kmeans import fit_kmeans, inertia, save_centroids
+    from ..runtime.progress import progress
     from ..training.data import DataConfig
 
     try:
@@ -58,7 +58,7 @@ def cmd_kmeans(args: argparse.Namespace) -> int:
         items = [items[i] for i in sorted(torch.randperm(len(items), generator=gen)[: args.max_utterances].tolist())]
     featurize, described, tok = _featurizer(args)
     chunks = []
-    for item in tqdm(items, desc="features", unit="utt", disable=args.quiet > 0 or None):
+    for item in progress(items, desc="features", unit="utt", disable=args.quiet > 0):
         try:
             wav = audio.load(item.path, 16000)
             if wav.shape[-1] >= 400:

@@ -96,7 +96,7 @@ def fit_kmeans(x: Tensor | np.ndarray, k: int, *, batch_size: int = 10000, steps
     towards the mean of its batch members with rate 1 / (its total count so far). Same seed, same device: same
     centroids.
     """
-    from tqdm import tqdm
+    from ..runtime.progress import progress as show_progress
 
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x, dtype=torch.float32).to(device)
     if x.ndim != 2 or x.shape[0] == 0:
@@ -106,7 +106,7 @@ def fit_kmeans(x: Tensor | np.ndarray, k: int, *, batch_size: int = 10000, steps
     sample = x[torch.randperm(n, generator=gen, device=x.device)[: max(init_size, k)]]
     centroids = kmeans_pp(sample, k, gen)
     counts = torch.zeros(k, device=x.device)
-    for _ in tqdm(range(steps), desc=f"k-means K={k}", unit="batch", disable=not progress or None):
+    for _ in show_progress(range(steps), desc=f"k-means K={k}", unit="batch", disable=not progress):
         batch = x[torch.randint(n, (min(batch_size, n),), generator=gen, device=x.device)]
         idx = nearest(batch, centroids)
         batch_counts = torch.bincount(idx, minlength=k).float()
