@@ -161,3 +161,20 @@ def test_page_in_a_real_browser(site, tmp_path):
     subprocess.run([CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1280,1600", f"--screenshot={shot}", url],
                    capture_output=True, timeout=90)
     assert shot.is_file() and _png_size(shot) == (1280, 1600) and shot.stat().st_size > 30_000
+
+
+def test_best_is_marked_only_where_a_model_is_clearly_best():
+    from speechtok.eval.leaderboard.table import Entry, Group, best_value
+
+    def entry(label, mean, ci, reference=False):
+        return Entry(label, label, 8, "ok", None, 1.0, None, {"pesq_wb": (mean, ci, 30)}, [], {}, reference, {})
+
+    group = Group("set", columns={"pesq_wb": True})
+    group.entries = [entry("identity", 4.6, None, reference=True), entry("a", 2.0, (1.9, 2.1))]
+    assert best_value(group, "pesq_wb") is None  # one model: nothing to tell apart (the reference never counts)
+    group.entries.append(entry("b", 1.95, (1.8, 2.05)))
+    assert best_value(group, "pesq_wb") is None  # intervals overlap
+    group.entries.append(entry("c", 3.0, (2.8, 3.2)))
+    assert best_value(group, "pesq_wb") == 3.0
+    group.columns["pesq_wb"] = False  # lower is better: a (2.0) against b (1.95), overlapping
+    assert best_value(group, "pesq_wb") is None

@@ -8,14 +8,15 @@ from .table import Group, best_value, cell_text, column_header, kbps_text, perce
 
 
 def markdown(groups: Sequence[Group], plots: dict[str, str] | None = None) -> str:
-    """One table per data set: mean ± half the 95% interval; the best non-reference value in bold."""
+    """One table per data set: mean ± half the 95% interval; the clearly best model's value in bold."""
     out = ["# speechtok leaderboard", ""]
     for group in groups:
         cols = group.ordered_columns
         scored = sorted({s["data"].get("scored", 0) for s in group.sources})
         out += [f"## {group.name}", "", f"Utterances scored: {', '.join(map(str, scored))}. "
-                "Mean ± half the 95% interval; ↑ higher is better, ↓ lower is better; best non-reference value "
-                "in bold; kbps is the nominal bitrate, eff. kbps the entropy-based one; tokens/s counts codes at "
+                "Mean ± half the 95% interval; ↑ higher is better, ↓ lower is better; in bold the best model "
+                "where its interval clears the runner-up's (references never); kbps is the nominal bitrate, "
+                "eff. kbps the entropy-based one; tokens/s counts codes at "
                 "this n_q, vocab is one codebook's size, usage the share of its codes used and perplexity "
                 "2^entropy (means over the codebooks).", ""]
         out += [f"> {w}" for w in group.warnings] + ([""] if group.warnings else [])

@@ -154,7 +154,8 @@ def html_page(groups: Sequence[Group], plots: dict[str, str], samples_html: dict
              "<h1>speechtok leaderboard</h1>",
              "<p class=muted>Tokenizers compared on the same utterances with the same metrics. Click a column "
              "to sort (best first, again to reverse). Mean ± half the 95% interval over utterances; ABX in % "
-             "error; ×RT = seconds of audio per second.</p>"]
+             "error; ×RT = seconds of audio per second. Highlighted: the best model where its 95% interval "
+             "clears the runner-up's (the reference rows never).</p>"]
     for group in groups:
         scored = sorted({s["data"].get("scored", 0) for s in group.sources})
         speakers = sorted({s["data"]["speakers"] for s in group.sources if s["data"].get("speakers")})

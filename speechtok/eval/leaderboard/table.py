@@ -182,11 +182,20 @@ def cell_text(column: str, v: tuple | None) -> str:
 
 
 def best_value(group: Group, column: str) -> float | None:
-    vals = [e.values[column][0] for e in group.entries
-            if e.status == "ok" and not e.reference and column in e.values]
-    if not vals:
+    """The value to mark best: among models (not references), only where there are two to compare and the
+    best's 95% interval clears the runner-up's (rows whose intervals overlap are not told apart)."""
+    higher = group.columns.get(column, True)
+    rows = sorted((e.values[column] for e in group.entries
+                   if e.status == "ok" and not e.reference and column in e.values),
+                  key=lambda v: v[0], reverse=higher)
+    if len(rows) < 2 or rows[0][0] == rows[1][0]:
         return None
-    return max(vals) if group.columns.get(column, True) else min(vals)
+    (best, best_ci, _), (_, second_ci, _) = rows[0], rows[1]
+    if best_ci is not None and second_ci is not None:
+        apart = best_ci[0] > second_ci[1] if higher else best_ci[1] < second_ci[0]
+        if not apart:
+            return None
+    return best
 
 
 def kbps_text(v: float | None) -> str:
