@@ -77,3 +77,50 @@ def test_the_cli_writes_the_directory(tiny_ckpt, tmp_path):
     assert cli.returncode == 0, cli.stderr[-1000:]
     assert cli.stdout.strip() == str(out)  # stdout: the data; the exporter's progress went to stderr
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "decoder.onnx", "encoder.onnx"]
+
+
+def _causal_tiny(tiny_ckpt):
+    """The tiny codec with a causal encoder (random weights): what the streaming variant is for."""
+    from dataclasses import replace
+
+    from speechtok.models import build_codec
+
+    tok = speechtok.load(tiny_ckpt)
+    torch.manual_seed(0)
+    causal = build_codec(replace(tok.config, encoder=replace(tok.config.encoder, causal=True))).eval()
+    causal.quantizer.load_state_dict(tok.quantizer.state_dict())
+    causal.decoder.load_state_dict(tok.decoder.state_dict())
+    return causal
+
+
+def test_the_streaming_graphs_give_the_offline_codes_and_audio(tiny_ckpt, tmp_path):
+    """encoder_step / decoder_step (steps of 2 frames) with the state fed back, run by the numpy + onnxruntime
+    runtime from pushes of 1 sample, 37 ms and 1 s: the codes of Tokenizer.encode (>= 99% of frames, as above) and
+    its audio within 1e-4."""
+    from speechtok.export.onnx_runtime import OnnxDecodeStream, OnnxEncodeStream
+
+    tok = _causal_tiny(tiny_ckpt)
+    streaming = export_onnx(tok, tmp_path / "onnx", stream_step=2)["streaming"]
+    assert streaming["encoder"]["right_frames"] == 0 and streaming["encoder"]["left_frames"] > 0
+    assert streaming["encoder"]["latency_seconds"] == pytest.approx(2 * 0.02)
+    for chunk, n in ((1, 6_001), (592, 31_999), (16000, 31_999)):  # not whole frames: the last zero-padded
+        data = speech(2.0)[:n].numpy()
+        offline = tok.encode(torch.from_numpy(data), 16000).codes[0].numpy()
+        stream = OnnxEncodeStream(tmp_path / "onnx")
+        parts = [stream.push(data[i : i + chunk]) for i in range(0, data.size, chunk)]
+        codes = np.concatenate([*parts, stream.flush()], axis=-1)
+        assert codes.shape == offline.shape and (codes == offline).all(axis=0).mean() >= 0.99, chunk
+        assert stream.state is not None  # the step graph ran: past the first frames
+    audio = tok.decode(torch.from_numpy(offline)[None]).numpy().reshape(-1)
+    dec = OnnxDecodeStream(tmp_path / "onnx")
+    pieces = [dec.push(offline[:, i : i + 7]) for i in range(0, offline.shape[-1], 7)]
+    streamed = np.concatenate([*pieces, dec.flush()])
+    assert dec.state is not None and streamed.size == offline.shape[-1] * 320
+    assert np.abs(streamed[: audio.size] - audio[: streamed.size]).max() < 1e-4
+
+
+def test_streaming_export_refuses_what_cannot_stream(tmp_path):
+    from .test_units import tiny_units
+
+    with pytest.raises(OnnxExportError, match="cannot be exported"):
+        export_onnx(tiny_units(), tmp_path / "units", stream_step=1)

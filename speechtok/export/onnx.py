@@ -6,6 +6,9 @@
                    the two graphs (mono at sample_rate, zero-pad to whole frames, trim the audio to the input's
                    length)
 
+With `stream_step`, also the streaming step graphs (`encoder_step.onnx`, `decoder_step.onnx`: state as explicit
+inputs and outputs, `onnx_stream.py`) and their protocol in config.json's `streaming` section.
+
 Both graphs have dynamic batch and length (and q). They run the whole input in one pass: equal to
 `Tokenizer.encode` / `decode` for inputs up to `chunk_seconds` (60 s), which longer inputs are cut into. The
 nearest-code search is traced branch-free in float64 (`quantizers/rvq.py`), so the codes are the torch codes.
@@ -77,9 +80,20 @@ def check_exportable(tok: Tokenizer) -> None:
         raise OnnxExportError(f"{tok.name} cannot be exported to ONNX: {why}")
 
 
-def export_onnx(tok: Tokenizer, out_dir: str | os.PathLike, opset: int = OPSET) -> dict:
-    """Write `encoder.onnx`, `decoder.onnx` and `config.json` for `tok` into `out_dir`; returns the config."""
+def export_onnx(tok: Tokenizer, out_dir: str | os.PathLike, opset: int = OPSET, stream_step: int | None = None
+                ) -> dict:
+    """Write `encoder.onnx`, `decoder.onnx` and `config.json` for `tok` into `out_dir`; returns the config.
+    `stream_step`: also the streaming step graphs of that many frames (`onnx_stream.py`), where `tok` streams."""
     check_exportable(tok)
+    if stream_step is not None:
+        from .onnx_stream import stream_blockers
+
+        blockers = stream_blockers(tok)
+        if stream_step < 1:
+            raise OnnxExportError(f"stream step {stream_step}: give 1 frame or more")
+        if all(blockers.values()):
+            raise OnnxExportError(f"{tok.name} cannot stream: encoder: {blockers['encoder']}; decoder: "
+                                  f"{blockers['decoder']}")
     try:
         import onnxscript  # noqa: F401 - torch.onnx's exporter needs it
     except ImportError:
@@ -105,6 +119,10 @@ def export_onnx(tok: Tokenizer, out_dir: str | os.PathLike, opset: int = OPSET) 
                     "output": "audio float32 [B, 1, T_frames * hop_length]: trim to the input's length"},
         "max_seconds": tok.chunk_seconds,  # longer inputs: Tokenizer.encode cuts them into overlapping chunks
     }
+    if stream_step is not None:
+        from .onnx_stream import export_streaming
+
+        config["streaming"] = export_streaming(tok, out, stream_step, opset, _export)
     write_text(out / "config.json", json.dumps(config, indent=1) + "\n")
     return config
 
