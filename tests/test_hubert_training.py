@@ -208,3 +208,23 @@ def test_speaker_perturbation_changes_what_the_student_hears_not_the_targets(cor
         raw["task_config"].update({"perturb_prob": 0.5, "perturb_max_ratio": 1.2, **bad})
         with pytest.raises(ValueError, match="perturb_prob must be in"):
             build_task(recipe_from_dict(raw))
+
+
+def test_a_unit_vocoder_learns_whisper_units(corpus, tmp_path):
+    """The same task over a whisper-units checkpoint (a small random Whisper, its weights in the checkpoint)."""
+    from speechtok.models.whisper_units import build_whisper_units
+
+    from .test_whisper_units import SMALL
+
+    torch.manual_seed(0)
+    units = build_whisper_units(SMALL, name="whisper-units-small")
+    units.quantizer.centroids.normal_()
+    units.save(tmp_path / "units")
+    recipe = vocoder_recipe(corpus, tmp_path / "units")
+    recipe["model"] = {**TINY_VOCODER, "input_dim": SMALL.whisper.width}
+    task = build_task(recipe_from_dict(recipe))
+    update, batch = sgd(task.generator), fixed_batch()
+    mels = [task.step(batch, step=0, update=update)["gan/mel"] for _ in range(10)]
+    assert sum(mels[-3:]) / 3 < sum(mels[:3]) / 3, mels
+    tok = speechtok.load(task.export().save(tmp_path / "full"))
+    assert tok.family == "whisper-units" and tok.decode(tok.encode(speech(1.0), 16000)).shape == (1, 1, 16000)

@@ -1,9 +1,11 @@
-"""The unit vocoder: the GAN decoder (vocoders/gan.py) trained to speak the units of a frozen hubert-units
-tokenizer, with the codec's losses (multi-scale mel, then LSGAN + feature matching after `adversarial_start`).
+"""The unit vocoder: the GAN decoder (vocoders/gan.py) trained to speak the units of a frozen units tokenizer
+(hubert-units or whisper-units), with the codec's losses (multi-scale mel, then LSGAN + feature matching after
+`adversarial_start`).
 
-A crop of T samples gives F = floor((T - 400) / 320) + 1 units; the decoder's F x 320 samples are compared with
-the crop's first F x 320 samples. The recipe's `model` section is the decoder's VocosConfig; `task_config.units`
-is the hubert-units checkpoint whose units it learns to speak.
+A crop of T samples gives F units (HuBERT: floor((T - 400) / 320) + 1; Whisper: (T // 160 + 1) // 2, each crop
+read as its own 30 s window); the decoder's F x 320 samples are compared with the crop's first F x 320 samples.
+The recipe's `model` section is the decoder's VocosConfig; `task_config.units` is the units checkpoint whose units
+it learns to speak.
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ import torch
 from torch import Tensor
 
 from ...config import from_dict
-from ...models import build_hubert_units
+from ...models import FAMILIES
 from ...models.loading import load_checkpoint
 from ...tokenizer import Tokenizer
 from ...vocoders.discriminators import DiscriminatorConfig
 from ...vocoders.gan import VocosConfig, VocosDecoder
 from .gan import GAN_WEIGHTS, GANTask
 
+UNIT_FAMILIES = ("hubert-units", "whisper-units")  # an encoder, k-means, and a vocoder slot fed with centroids
+
 
 @dataclass(frozen=True)
 class UnitVocoderTaskConfig:
-    units: str = "runs/hubert-units"  # a hubert-units checkpoint directory (HuBERT + fitted k-means)
+    units: str = "runs/hubert-units"  # a hubert-units / whisper-units checkpoint directory (encoder + k-means)
     loss_weights: dict = field(default_factory=lambda: dict(GAN_WEIGHTS))
     adversarial_start: int = 0
     discriminator_warmup: int = 0  # first steps of a job in which only the (fresh) discriminators learn
@@ -39,8 +43,8 @@ class UnitVocoderTask(GANTask):
     def __init__(self, model: dict, task_config: dict):
         self.cfg = from_dict(UnitVocoderTaskConfig, task_config)
         self.units = load_checkpoint(self.cfg.units).requires_grad_(False)
-        if self.units.family != "hubert-units":
-            raise ValueError(f"{self.cfg.units}: a {self.units.family} checkpoint, not hubert-units")
+        if self.units.family not in UNIT_FAMILIES:
+            raise ValueError(f"{self.cfg.units}: a {self.units.family} checkpoint, not {' or '.join(UNIT_FAMILIES)}")
         self.vocoder_cfg = from_dict(VocosConfig, model)
         self.full_cfg = replace(self.units.config, vocoder=self.vocoder_cfg)  # checks dims and hop
         self.generator = VocosDecoder(self.vocoder_cfg)
@@ -60,7 +64,7 @@ class UnitVocoderTask(GANTask):
         return wav_hat, batch[..., : wav_hat.shape[-1]], {}
 
     def init_from(self, checkpoint_dir) -> None:
-        """Start from the vocoder of another hubert-units checkpoint (new units of a next HuBERT iteration: the
+        """Start from the vocoder of another units checkpoint (new units of a next HuBERT iteration: the
         decoder adapts instead of starting over)."""
         other = load_checkpoint(checkpoint_dir)
         decoder = getattr(other, "decoder", None)
@@ -69,7 +73,7 @@ class UnitVocoderTask(GANTask):
         self.generator.load_state_dict(decoder.state_dict())
 
     def export(self) -> Tokenizer:
-        tok = build_hubert_units(self.full_cfg, name=self.cfg.name)
+        tok = FAMILIES[self.units.family].build(self.full_cfg, name=self.cfg.name)
         tok.encoder.load_state_dict(copy.deepcopy(self.units.encoder).cpu().state_dict())
         tok.quantizer.load_state_dict(copy.deepcopy(self.units.quantizer).cpu().state_dict())
         tok.decoder.load_state_dict(copy.deepcopy(self.generator).cpu().state_dict())
