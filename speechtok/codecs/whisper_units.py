@@ -56,10 +56,6 @@ class WhisperUnitsEncoder(Encoder):
             self.register_load_state_dict_post_hook(_release_not_missing)
 
     @property
-    def model(self) -> WhisperEncoder:
-        return self.whisper
-
-    @property
     def receptive_field(self) -> int:
         return N_FRAMES * HOP  # one 30 s window
 
@@ -92,7 +88,7 @@ class WhisperUnitsEncoder(Encoder):
         """x [B, T <= 30 s] -> [B, D, 1500]: padded to 30 s, as Whisper reads it."""
         if lengths is not None:
             lengths = lengths.clamp(min=1)
-        out = self.model.encode_audio(x, lengths, num_layers=self.layer)
+        out = self.whisper.encode_audio(x, lengths, num_layers=self.layer)
         return rearrange(out.hidden_states[self.layer], "b t d -> b d t")
 
 
