@@ -69,7 +69,7 @@ def check_exportable(tok: Tokenizer) -> None:
     if not tok.savable:
         why = "another package's model (a peer adapter): export it with its own tools"
     elif enc.windows != TOKENIZER_WINDOWS:
-        why = "its encoder windows long inputs itself (HuBERT units)"
+        why = "its encoder windows long inputs itself (HuBERT and Whisper units)"
     elif enc.batching != MASKED:
         why = "its encoder reads each item at its own length (the hybrid's reflection padding)"
     elif not isinstance(tok.quantizer, RVQ):
