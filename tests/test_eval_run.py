@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,24 @@ def test_opus_reference_rows(manifest, tmp_path):
         from speechtok.eval.candidates import load_candidate
 
         load_candidate("opus?level=2")
+
+
+@pytest.mark.skipif(shutil.which("c2enc") is None, reason="Codec 2's tools are not installed (apt-get install codec2)")
+def test_codec2_reference_rows(manifest):
+    """Codec 2 through c2enc / c2dec, at two modes: its nominal bitrate, a reference row; more bits, better STOI."""
+    cfg = EvalConfig(metrics=("stoi",), progress=False)
+    high, low = evaluate(["codec2", "codec2?mode=1200"], utterances(manifest), cfg, data_name="clips")["rows"]
+    assert high["status"] == low["status"] == "ok" and high["tokenizer"]["family"] == "reference"
+    assert (high["bitrate"]["nominal_bps"], low["bitrate"]["nominal_bps"]) == (3200, 1200)
+    assert high["aggregate"]["stoi"]["mean"] > low["aggregate"]["stoi"]["mean"] > 0.3
+
+
+def test_codec2_without_its_tools_is_one_line(monkeypatch):
+    from speechtok.eval.candidates import load_candidate
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match="apt-get install codec2"):
+        load_candidate("codec2")
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="choose one of"):
+        load_candidate("codec2?mode=9600")

@@ -149,7 +149,58 @@ class OpusCandidate(Candidate):
         return self.bits / self.seconds if self.seconds else None
 
 
-PSEUDO_MODELS = {"identity": IdentityCandidate, "opus": OpusCandidate}
+class Codec2Candidate(Candidate):
+    """A classical reference: Codec 2 (David Rowe's low-bitrate speech vocoder, 8 kHz) through its command-line
+    tools `c2enc` / `c2dec` (Debian / Ubuntu: `apt-get install codec2`), at a mode (`codec2?mode=3200`, the
+    default, down to 700C / 450). The input is resampled to 8 kHz and back, as a user of Codec 2 would."""
+
+    MODES = {"3200": 3200, "2400": 2400, "1600": 1600, "1400": 1400, "1300": 1300, "1200": 1200, "700C": 700,
+             "450": 450}
+
+    def __init__(self, spec: str = "codec2"):
+        import shutil
+
+        self.spec = spec
+        _, _, query = spec.partition("?")
+        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+        self.mode = options.get("mode", "3200")
+        if self.mode not in self.MODES:
+            raise ValueError(f"{spec}: mode {self.mode!r}; choose one of {', '.join(self.MODES)}")
+        self.tools = [shutil.which("c2enc"), shutil.which("c2dec")]
+        if None in self.tools:
+            raise ValueError(f"{spec}: needs Codec 2's c2enc and c2dec on PATH (Debian / Ubuntu: apt-get install "
+                             "codec2)")
+
+    def describe(self) -> dict:
+        return {"name": f"codec2 ({self.mode})", "family": "reference",
+                "source": f"Codec 2 mode {self.mode} by {self.tools[0]} / {self.tools[1]}, 8 kHz"}
+
+    def n_qs(self, requested: Sequence[int]) -> list[int | None]:
+        return [None]
+
+    def resynthesize(self, wav, sample_rate, n_qs):
+        import subprocess
+        import tempfile
+        from pathlib import Path
+
+        x = np.asarray(wav, dtype=np.float32).reshape(-1)
+        pcm = np.clip(audio.resample(x, sample_rate, 8000) * 32768, -32768, 32767).astype("<i2")
+        with tempfile.TemporaryDirectory() as tmp:
+            raw, bits, out = Path(tmp) / "in.raw", Path(tmp) / "c2.bit", Path(tmp) / "out.raw"
+            raw.write_bytes(pcm.tobytes())
+            for cmd in ([self.tools[0], self.mode, raw, bits], [self.tools[1], self.mode, bits, out]):
+                run = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+                if run.returncode != 0:
+                    raise RuntimeError(f"{Path(cmd[0]).name} failed: {' '.join(run.stderr.split())[:200]}")
+            y = np.frombuffer(out.read_bytes(), dtype="<i2").astype(np.float32) / 32768
+        y = audio.resample(y, 8000, sample_rate)
+        return Resynthesis(None, {None: np.pad(y[: x.size], (0, max(0, x.size - y.size)))})
+
+    def measured_bps(self) -> float | None:
+        return float(self.MODES[self.mode])
+
+
+PSEUDO_MODELS = {"identity": IdentityCandidate, "opus": OpusCandidate, "codec2": Codec2Candidate}
 
 
 def load_candidate(spec: str, device: str | torch.device | None = None) -> Candidate:
