@@ -50,13 +50,30 @@ def build() -> nn.Module:
     xm.CodecDecoderVocos = functools.partial(CodecDecoderVocos, hidden_dim=H, depth=2, heads=HEADS,
                                              pos_meb_dim=H // HEADS, vq_dim=S + H)
     torch.manual_seed(0)
-    model = xm.XCodec2Model(xm.BigCodecConfig(semantic_hidden_size=S))
-    model.fc_prior, model.fc_post_a = nn.Linear(S + H, S + H), nn.Linear(S + H, H)  # 2048 wide in the package
-    with torch.no_grad():  # large enough that the FSQ codes vary with the input
+    return narrowed(xm.XCodec2Model(xm.BigCodecConfig(semantic_hidden_size=S)))
+
+
+def narrowed(model: nn.Module) -> nn.Module:
+    """The package's fixed 2048-wide projections at our widths, with weights large enough that the FSQ codes vary
+    with the input (shared with neucodec_official.py: same model code)."""
+    model.fc_prior, model.fc_post_a = nn.Linear(S + H, S + H), nn.Linear(S + H, H)
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if name.startswith(("fc_prior", "generator.quantizer.project_in")):
                 p.normal_(0, 0.5)
     return model.eval()
+
+
+def write_expected(model: nn.Module, path: Path, encode_input) -> None:
+    """For each of LENGTHS: the input, the package's `encode_code` codes and its `decode_code` audio."""
+    expected = {}
+    for n in LENGTHS:
+        wav = 0.1 * torch.randn(1, 1, n, generator=torch.Generator().manual_seed(n))
+        with torch.no_grad():
+            codes = model.encode_code(encode_input(wav))
+            expected[f"wav_{n}"], expected[f"codes_{n}"] = wav, codes
+            expected[f"audio_{n}"] = model.decode_code(codes)
+    save_file({k: v.contiguous() for k, v in expected.items()}, path)
 
 
 def main(out: Path) -> None:
@@ -67,14 +84,7 @@ def main(out: Path) -> None:
         "model_type": "xcodec2", "semantic_hidden_size": S, "codec_encoder_hidden_size": H,
         "codec_decoder_hidden_size": H, "use_vocos": True, "architectures": ["XCodec2Model"]}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / "official" / "model.safetensors")
-    expected = {}
-    for n in LENGTHS:
-        wav = 0.1 * torch.randn(1, 1, n, generator=torch.Generator().manual_seed(n))
-        with torch.no_grad():
-            codes = model.encode_code(wav[:, 0])
-            expected[f"wav_{n}"], expected[f"codes_{n}"] = wav, codes
-            expected[f"audio_{n}"] = model.decode_code(codes)
-    save_file({k: v.contiguous() for k, v in expected.items()}, out / "expected.safetensors")
+    write_expected(model, out / "expected.safetensors", lambda wav: wav[:, 0])  # the package takes [B, T]
 
 
 if __name__ == "__main__":
