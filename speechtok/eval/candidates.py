@@ -12,7 +12,6 @@ reference signal.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,7 +81,7 @@ class TokenizerCandidate(Candidate):
                 "frame_rate": tok.frame_rate, "hop_length": tok.hop_length, "num_codebooks": tok.num_codebooks,
                 "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
                 "params": sum(p.numel() for p in tok.parameters()),
-                "device": str(tok.device), "dtype": _dtype(tok),
+                "device": str(tok.device), "dtype": str(tok.dtype).replace("torch.", ""),
                 "chunk_seconds": tok.chunk_seconds, "encode_only": tok.decoder is None}
 
     def n_qs(self, requested: Sequence[int]) -> list[int | None]:
@@ -101,12 +100,6 @@ class TokenizerCandidate(Candidate):
             out = tok.decode(dataclasses.replace(codes, codes=codes.codes[:, :n_q]))[0, 0]  # [T] at tok's rate
             outputs[n_q] = audio.resample(out.float().cpu().numpy(), tok.sample_rate, sample_rate)
         return Resynthesis(codes.item(0).codes[0].cpu(), outputs)
-
-
-def _dtype(tok) -> str:
-    """The weights' dtype (parameters, else buffers: a tokenizer may hold only a k-means table)."""
-    first = next(itertools.chain(tok.parameters(), tok.buffers()), None)
-    return "none" if first is None else str(first.dtype).replace("torch.", "")
 
 
 class OpusCandidate(Candidate):

@@ -117,13 +117,23 @@ class SLSTM(nn.Module):
         return (y + skip).permute(1, 2, 0)
 
 
+# (magnitude, direction) key suffixes: torch.nn.utils.weight_norm's, and the parametrizations version's
+WEIGHT_NORM_SUFFIXES = ((".weight_g", ".weight_v"),
+                        (".parametrizations.weight.original0", ".parametrizations.weight.original1"))
+
+
 def fold_weight_norm_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """`x.weight_g` + `x.weight_v` (torch.nn.utils.weight_norm, dim 0) -> `x.weight`; other keys unchanged."""
+    """`x.weight_g` + `x.weight_v` (or `x.parametrizations.weight.original0` / `original1`) -> `x.weight`; other
+    keys unchanged."""
     out = {}
     for key, value in state.items():
-        if key.endswith(".weight_g"):
-            base = key[: -len("_g")]
-            out[base] = folded_weight(value, state[base + "_v"])
-        elif not key.endswith(".weight_v"):
+        for g, v in WEIGHT_NORM_SUFFIXES:
+            if key.endswith(g):
+                base = key[: -len(g)]
+                out[base + ".weight"] = folded_weight(value, state[base + v])
+                break
+            if key.endswith(v):
+                break
+        else:
             out[key] = value
     return out
