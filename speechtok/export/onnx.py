@@ -85,6 +85,7 @@ def export_onnx(tok: Tokenizer, out_dir: str | os.PathLike, opset: int = OPSET, 
     """Write `encoder.onnx`, `decoder.onnx` and `config.json` for `tok` into `out_dir`; returns the config.
     `stream_step`: also the streaming step graphs of that many frames (`onnx_stream.py`), where `tok` streams."""
     check_exportable(tok)
+    blockers = None
     if stream_step is not None:
         from .onnx_stream import stream_blockers
 
@@ -119,10 +120,10 @@ def export_onnx(tok: Tokenizer, out_dir: str | os.PathLike, opset: int = OPSET, 
                     "output": "audio float32 [B, 1, T_frames * hop_length]: trim to the input's length"},
         "max_seconds": tok.chunk_seconds,  # longer inputs: Tokenizer.encode cuts them into overlapping chunks
     }
-    if stream_step is not None:
+    if blockers is not None:  # streaming asked for and possible
         from .onnx_stream import export_streaming
 
-        config["streaming"] = export_streaming(tok, out, stream_step, opset, _export)
+        config["streaming"] = export_streaming(tok, out, stream_step, opset, _export, blockers)
     write_text(out / "config.json", json.dumps(config, indent=1) + "\n")
     return config
 

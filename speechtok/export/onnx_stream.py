@@ -60,10 +60,11 @@ def stream_blockers(tok: Tokenizer) -> dict[str, str | None]:
     return {"encoder": enc, "decoder": dec}
 
 
-def export_streaming(tok: Tokenizer, out: Path, step: int, opset: int, export) -> dict:
-    """Write the step graphs `tok` allows into `out` (with `export`, onnx.py's exporter); the config section."""
+def export_streaming(tok: Tokenizer, out: Path, step: int, opset: int, export, blockers: dict[str, str | None]
+                     ) -> dict:
+    """Write the step graphs `tok` allows (`stream_blockers`) into `out` with `export`, onnx.py's exporter; the
+    config section."""
     hop, section = tok.hop_length, {"step_frames": step}
-    blockers = stream_blockers(tok)
     batch = torch.export.Dim("batch", min=1)
     if blockers["encoder"] is None:
         left = math.ceil(tok.encoder.receptive_field / hop)
