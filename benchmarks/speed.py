@@ -199,8 +199,25 @@ def _bigcodec() -> Tokenizer:
     return adapter.tokenizer(model, arch, {"path": "random weights", "sha256": "-"})
 
 
+def _qwen_tts_12hz() -> Tokenizer:
+    """Qwen3-TTS's 12 Hz tokenizer at its published size (Mimi's default encoder, 16 of 32 codebooks; the decoder's
+    defaults in the qwen-tts package: 8 layers 1024 wide, decoder_dim 1536), random weights. The decoder's codebook
+    width is not among the package's defaults: 512 here (Mimi's), which only sizes the 1x1 code projections."""
+    import transformers
+
+    from speechtok.adapters import qwen_tts
+
+    decoder = {"codebook_size": 2048, "codebook_dim": 512, "latent_dim": 1024, "hidden_size": 1024,
+               "intermediate_size": 3072, "num_hidden_layers": 8, "num_attention_heads": 16, "num_key_value_heads": 16,
+               "sliding_window": 72, "num_quantizers": 16, "upsample_rates": [8, 5, 4, 3], "upsampling_ratios": [2, 2],
+               "decoder_dim": 1536}
+    config = {"encoder_config": {}, "decoder_config": decoder, "encoder_valid_num_quantizers": 16}
+    model = qwen_tts.Qwen3TTSTokenizer12Hz(config, transformers).eval()
+    return qwen_tts.tokenizer(model, config, {}, None, {"path": "random weights", "sha256": "-"})
+
+
 ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2, "xcodec2": lambda: _xcodec2_family("xcodec2"),
-                "neucodec": lambda: _xcodec2_family("neucodec"), "bigcodec": _bigcodec}
+                "neucodec": lambda: _xcodec2_family("neucodec"), "bigcodec": _bigcodec, "qwen-tts-12hz": _qwen_tts_12hz}
 
 
 def _zoo_peer(ps, tok: Tokenizer, name: str):

@@ -28,13 +28,13 @@ PINNED_VQ = Path(sys.prefix) / "pinned" / "vector-quantize-pytorch-1.17.8"
 PEERS = Path(__file__).parent / "peers"
 
 
-def run_official(script: str, out: Path) -> Path:
-    """tests/peers/SCRIPT in a process of its own, with the packages' pinned vector-quantize-pytorch first."""
-    if not PINNED_VQ.is_dir():
-        pytest.skip(f"vector-quantize-pytorch 1.17.8 (the packages' pin) is not at {PINNED_VQ} (.ci/run)")
-    env = {**os.environ, "PYTHONPATH": str(PINNED_VQ)}
-    run = subprocess.run([sys.executable, str(PEERS / script), str(out)], capture_output=True, text=True, env=env,
-                         timeout=120)
+def run_official(script: str, out: Path, pinned: Path = PINNED_VQ, *args: str) -> Path:
+    """tests/peers/SCRIPT in a process of its own, with the package's pinned dependencies (`pinned`) first."""
+    if not pinned.is_dir():
+        pytest.skip(f"the package's pinned dependencies are not at {pinned} (.ci/run installs them)")
+    env = {**os.environ, "PYTHONPATH": str(pinned)}
+    run = subprocess.run([sys.executable, str(PEERS / script), str(out), *args], capture_output=True, text=True,
+                         env=env, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     return out
 

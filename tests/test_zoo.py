@@ -242,11 +242,14 @@ def _tiny_layouts(folder: Path) -> dict[str, Path]:
         (folder / "bigcodec").mkdir()
         torch.save({"CodecEnc": enc.state_dict(), "generator": dec.state_dict()}, folder / "bigcodec" / "bigcodec.pt")
         out["bigcodec"] = folder / "bigcodec"
-    if importlib.util.find_spec("neucodec") and importlib.util.find_spec("xcodec2"):
-        from .test_xcodec2 import PINNED_VQ, run_official
+    from .test_qwen_tts import PINNED_QWEN_TTS
+    from .test_xcodec2 import PINNED_VQ, run_official
 
-        if PINNED_VQ.is_dir():  # the publisher's pytorch_model.bin, written by the package itself
-            out["neucodec"] = run_official("neucodec_official.py", folder / "neucodec")
+    if importlib.util.find_spec("neucodec") and importlib.util.find_spec("xcodec2") and PINNED_VQ.is_dir():
+        out["neucodec"] = run_official("neucodec_official.py", folder / "neucodec")  # pytorch_model.bin, by the package
+    if PINNED_QWEN_TTS.is_dir():  # the publisher's layout, written by the qwen-tts package itself
+        run_official("qwen_tts_official.py", folder / "qwen_tts", PINNED_QWEN_TTS, "--layout-only")
+        out["qwen-tts"] = folder / "qwen_tts" / "official"
     if importlib.util.find_spec("s3tokenizer") and importlib.util.find_spec("onnx"):
         from .test_s3tokenizer import tiny_v2, write_onnx
 
@@ -294,5 +297,5 @@ print(json.dumps(out))
     assert run.returncode == 0, run.stderr[-2000:]
     loaded = json.loads(run.stdout)
     assert sorted(loaded) == sorted(names) and all(source == name and ok for name, (source, _, ok) in loaded.items())
-    optional = {"s3tokenizer-v2", "neucodec", "bigcodec"}  # where their packages are installed (.ci/run installs them)
+    optional = {"s3tokenizer-v2", "neucodec", "bigcodec", "qwen-tts-12hz"}  # where their packages are (.ci/run)
     assert {n.partition("?")[0] for n in names} >= set(zoo.ZOO) - optional

@@ -73,6 +73,9 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
              16000, 50.0, "1 x 65536", "0.8", repo="neuphonic/neucodec", files=("pytorch_model.bin",)),
     ZooEntry("bigcodec", "bigcodec", "BigCodec: one 8192-code VQ at 80 Hz, LSTM conv codec (X-Codec2's predecessor)",
              "MIT", 16000, 80.0, "1 x 8192", "1.04", repo="Alethia/BigCodec", files=("bigcodec.pt",)),
+    ZooEntry("qwen-tts-12hz", "qwen-tts", "Qwen3-TTS's tokenizer: a Mimi encoder, 16 of its codebooks, its own "
+             "sliding-window decoder", "Apache-2.0", 24000, 12.5, "16 x 2048", "2.2",
+             repo="Qwen/Qwen3-TTS-Tokenizer-12Hz", files=("config.json", "model.safetensors")),
     ZooEntry("dac-16khz", "dac", "Descript Audio Codec 16 kHz", "MIT", 16000, 50.0, "12 x 1024", "6",
              url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.5/weights_16khz.pth"),
     ZooEntry("dac-24khz", "dac", "Descript Audio Codec 24 kHz", "MIT", 24000, 75.0, "32 x 1024", "24",
