@@ -85,7 +85,19 @@ class Tokenizer(nn.Module):
 
     @property
     def codebook_size(self) -> int:
+        """The largest codebook's size (every codebook's, unless `codebook_sizes` differ)."""
         return self.quantizer.codebook_size
+
+    @property
+    def codebook_sizes(self) -> list[int]:
+        """Each codebook's size: all `codebook_size`, unless the quantizer's differ (DualCodec: a 16384-code
+        semantic codebook before 4096-code acoustic ones)."""
+        sizes = getattr(self.quantizer, "codebook_sizes", None)
+        return [self.codebook_size] * self.num_codebooks if sizes is None else [int(k) for k in sizes]
+
+    @property
+    def mixed_codebook_sizes(self) -> bool:
+        return len(set(self.codebook_sizes)) > 1
 
     @property
     def codebook_rates(self) -> list[float]:
@@ -95,7 +107,7 @@ class Tokenizer(nn.Module):
     @property
     def bitrate(self) -> float:
         """Bits per second at full Q."""
-        return sum(self.codebook_rates) * math.log2(self.codebook_size)
+        return sum(r * math.log2(k) for r, k in zip(self.codebook_rates, self.codebook_sizes))
 
     @property
     def device(self) -> torch.device:
@@ -123,6 +135,8 @@ class Tokenizer(nn.Module):
         """What travels with codes, so `decode` can find and check the tokenizer."""
         identity = {"name": self.name, "family": self.family, "config_hash": self.codes_hash,
                     "codebook_size": self.codebook_size, "source": self.source}
+        if self.mixed_codebook_sizes:
+            identity["codebook_sizes"] = self.codebook_sizes
         if self.streams:
             identity["streams"] = {k: list(v) for k, v in self.streams.items()}
         if self.checkpoint:  # an official checkpoint loaded by path: which weights made these codes
@@ -429,11 +443,14 @@ class Tokenizer(nn.Module):
             raise CodesError(f"codes have {tokens.shape[1]} codebooks; {self.name} has {self.num_codebooks}")
         if tokens.shape[-1] == 0:
             raise CodesError("codes have no frames")
-        if int(tokens.min()) < 0 or int(tokens.max()) >= self.codebook_size:
-            raise CodesError(
-                f"codes out of range [{int(tokens.min())}, {int(tokens.max())}]; "
-                f"the codebook size is {self.codebook_size}"
-            )
+        sizes = torch.tensor(self.codebook_sizes[:tokens.shape[1]], device=tokens.device)
+        over = (tokens >= sizes[:, None]).any(-1).any(0)  # [Q]: a code past its codebook
+        if int(tokens.min()) < 0 or bool(over.any()):
+            size = f"the codebook size is {self.codebook_size}"
+            if self.mixed_codebook_sizes and bool(over.any()):
+                q = int(over.nonzero()[0, 0])
+                size = f"codebook {q} has {self.codebook_sizes[q]} codes (sizes {self.codebook_sizes})"
+            raise CodesError(f"codes out of range [{int(tokens.min())}, {int(tokens.max())}]; {size}")
         return tokens.long()
 
     def check_n_q(self, n_q: int | None) -> int:

@@ -41,6 +41,8 @@ def test_codebook_stats_on_known_histograms():
     assert stats.frames == t
     assert effective_bitrate(50, stats.entropy_bits) == pytest.approx(50 * 5.0)
     assert effective_bitrate(50, stats.entropy_bits[:1]) == nominal_bitrate(50, [k])  # uniform = nominal
+    mixed = codebook_stats(code_counts(codes, k), sizes=[16, 4, 2])  # codebooks of their own sizes (DualCodec)
+    assert mixed.usage == pytest.approx([1.0, 1 / 4, 1.0]) and mixed.entropy_bits == stats.entropy_bits
 
 
 def test_code_counts_batches_and_range():

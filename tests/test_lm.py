@@ -110,6 +110,28 @@ def test_vocab_json_round_trips(tmp_path):
         back.special("<nope>")
 
 
+@pytest.mark.parametrize("name", MULTI)
+def test_codebooks_of_different_sizes_get_ranges_of_their_own(name, tmp_path):
+    """DualCodec's layout: a large semantic codebook before smaller acoustic ones."""
+    vocab = LMVocab(3, 100, codebook_sizes=(100, 20, 20))
+    assert vocab.size == vocab.offset + 140 and vocab.starts.tolist() == [vocab.offset + k for k in (0, 100, 120)]
+    codes = np.stack([RNG.integers(0, 100, 9), RNG.integers(0, 20, 9), RNG.integers(0, 20, 9)])
+    codes[:, 0] = [99, 19, 19]  # each codebook's last code
+    pattern = get_pattern(name)
+    tokens = pattern.encode(codes, vocab)
+    assert np.array_equal(pattern.decode(tokens, vocab), codes) and tokens.ids.max() < vocab.size
+    ids = vocab.ids(codes)
+    assert vocab.codebook_of(ids).tolist() == [[0] * 9, [1] * 9, [2] * 9]
+    assert vocab.codebook_of(np.array([vocab.eos, vocab.offset + 119, vocab.offset + 120])).tolist() == [-1, 1, 2]
+    with pytest.raises(ArgumentError, match=r"codebook sizes \[100, 20, 20\]"):
+        vocab.ids(np.array([[0], [20], [0]]))  # fits the largest codebook, not its own
+    back = LMVocab.load(vocab.save(tmp_path / "vocab.json"))
+    assert back == vocab and back.to_dict()["format_version"] == 2 and LMVocab(2, 8).to_dict()["format_version"] == 1
+    assert LMVocab(2, 8, codebook_sizes=(8, 8)) == LMVocab(2, 8)  # equal sizes are the plain layout
+    with pytest.raises(ArgumentError, match="must give 3 sizes"):
+        LMVocab(3, 100, codebook_sizes=(100, 20))
+
+
 def test_bad_tokens_are_refused():
     vocab = LMVocab(2, 10)
     flatten = get_pattern("flatten")

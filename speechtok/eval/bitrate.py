@@ -67,8 +67,9 @@ def code_counts(codes: Tensor | np.ndarray, codebook_size: int) -> np.ndarray:
     return flat.reshape(c.shape[0], codebook_size).numpy()
 
 
-def codebook_stats(counts: np.ndarray) -> CodebookStats:
-    """counts [Q, K] (summed `code_counts`) -> entropy, perplexity and usage of each codebook."""
+def codebook_stats(counts: np.ndarray, sizes: Sequence[int] | None = None) -> CodebookStats:
+    """counts [Q, K] (summed `code_counts`) -> entropy, perplexity and usage of each codebook; `sizes`: each
+    codebook's own size where they differ (usage is the share of its own entries)."""
     counts = np.asarray(counts, dtype=np.float64)
     totals = counts.sum(axis=1, keepdims=True)
     if (totals == 0).any():
@@ -78,4 +79,5 @@ def codebook_stats(counts: np.ndarray) -> CodebookStats:
         entropy = -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=1)
     entropy = np.maximum(entropy, 0.0)
     return CodebookStats([float(h) for h in entropy], [float(2.0**h) for h in entropy],
-                         [float(u) for u in (counts > 0).mean(axis=1)], int(totals[0, 0]))
+                         [float(u) for u in (counts > 0).sum(axis=1) / np.asarray(sizes or [counts.shape[1]])],
+                         int(totals[0, 0]))

@@ -206,7 +206,7 @@ def _evaluate_model(index: int, spec: str, refs: list[Reference], metrics: tuple
             # a classical codec's bits are its file's: nominal = effective = measured, no codebooks
             row["bitrate"] = {"nominal_bps": measured, "effective_bps": measured, "codebooks": {}, "measured": True}
         if counts is not None:
-            row["bitrate"] = _bitrate(cand.tok.codebook_rates[:n_q], cand.tok.codebook_size, counts[:n_q])
+            row["bitrate"] = _bitrate(cand.tok.codebook_rates[:n_q], cand.tok.codebook_sizes[:n_q], counts[:n_q])
         if items and cand.tok is not None and codes_by_utt:
             row["abx"] = _abx(cand, codes_by_utt, items, n_q, cfg)
     return [rows[n] for n in sorted(rows, key=lambda n: -1 if n is None else n)]
@@ -300,9 +300,9 @@ def _measure_speed(cand: Candidate, ref: Reference, rows: dict, cfg: EvalConfig)
         log.warning("%s: speed not measured: %s", cand.spec, one_line(e))
 
 
-def _bitrate(rates: list[float], codebook_size: int, counts: np.ndarray) -> dict:
-    stats = codebook_stats(counts)
-    return {"nominal_bps": nominal_bitrate(rates, [codebook_size] * counts.shape[0]),
+def _bitrate(rates: list[float], sizes: list[int], counts: np.ndarray) -> dict:
+    stats = codebook_stats(counts, sizes)
+    return {"nominal_bps": nominal_bitrate(rates, sizes),
             "effective_bps": effective_bitrate(rates, stats.entropy_bits),
             "codebooks": dataclasses.asdict(stats)}
 

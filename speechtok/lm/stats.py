@@ -42,7 +42,7 @@ def dataset_stats(directory: str | os.PathLike) -> dict:
         "hours": round(seconds / 3600, 4), "num_codebooks": len(counts), "codebook_size": size,
         "frames_per_second": round(frames / seconds, 3),
         "tokens_per_second": round(frames * len(counts) / seconds, 3),
-        "vocab_size": len(counts) * size,
+        "vocab_size": sum(meta.get("codebook_sizes") or [size] * len(counts)),
     }
     if meta.get("lm"):
         ids = table.column("input_ids").combine_chunks()

@@ -222,7 +222,9 @@ def _meta(tok: Tokenizer, n_q: int, dtype: str, dedup: bool, num_parts: int, sha
     lm_meta = None
     if lm is not None:
         get_pattern(lm)  # an unknown name fails here, before anything is written
-        lm_meta = {"pattern": lm, "vocab": LMVocab(n_q, tok.codebook_size, tokenizer=tok.identity()).to_dict()}
+        sizes = tuple(tok.codebook_sizes[:n_q])
+        vocab = LMVocab(n_q, max(sizes), tokenizer=tok.identity(), codebook_sizes=sizes)
+        lm_meta = {"pattern": lm, "vocab": vocab.to_dict()}
     lm_columns = [] if lm is None else ["input_ids"] + (["input_durations"] if lm == "units" else [])
     return {
         "format": FORMAT,
@@ -236,6 +238,7 @@ def _meta(tok: Tokenizer, n_q: int, dtype: str, dedup: bool, num_parts: int, sha
         "hop_length": tok.hop_length,
         "num_codebooks": n_q,
         "codebook_size": tok.codebook_size,
+        **({"codebook_sizes": tok.codebook_sizes[:n_q]} if tok.mixed_codebook_sizes else {}),
         "codes_dtype": np.dtype(storage_dtype(tok.codebook_size)).name,
         "device": tok.device.type,
         "dtype": dtype,
