@@ -216,8 +216,26 @@ def _qwen_tts_12hz() -> Tokenizer:
     return qwen_tts.tokenizer(model, config, {}, None, {"path": "random weights", "sha256": "-"})
 
 
+def _dualcodec_12hz() -> Tokenizer:
+    """DualCodec's 12.5 Hz release at its published size (its yaml: DAC 32 wide, rates 4-5-6-8-2, 7 x 4096 acoustic
+    codebooks; 4 ConvNeXt blocks 768 wide; w2v-BERT 2.0's first 17 layers), random weights."""
+    import transformers
+
+    from speechtok.adapters import dualcodec
+
+    arch = {"sample_rate": 24000, "encoder_dim": 32, "encoder_rates": [4, 5, 6, 8, 2], "latent_dim": 1024,
+            "decoder_dim": 1536, "decoder_rates": [2, 8, 6, 5, 4], "n_codebooks": 7, "codebook_size": 4096,
+            "codebook_dim": 8, "semantic_width": 1024, "convnext_dim": 768, "convnext_hidden": 2048,
+            "convnext_layers": 4, "semantic_codebook_size": 16384, "semantic_codebook_dim": 8}
+    model = dualcodec.DualCodecModel(arch).eval()
+    w2v = transformers.Wav2Vec2BertModel(transformers.Wav2Vec2BertConfig(num_hidden_layers=dualcodec.SEMANTIC_LAYER))
+    model.load_semantic(w2v.eval(), {"mean": torch.zeros(1024), "var": torch.ones(1024)}, Path("random"))
+    return dualcodec.tokenizer(model, model.num_codebooks, {"path": "random weights", "sha256": "-"})
+
+
 ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2, "xcodec2": lambda: _xcodec2_family("xcodec2"),
-                "neucodec": lambda: _xcodec2_family("neucodec"), "bigcodec": _bigcodec, "qwen-tts-12hz": _qwen_tts_12hz}
+                "neucodec": lambda: _xcodec2_family("neucodec"), "bigcodec": _bigcodec, "qwen-tts-12hz": _qwen_tts_12hz,
+                "dualcodec-12hz": _dualcodec_12hz}
 
 
 def _zoo_peer(ps, tok: Tokenizer, name: str):
@@ -225,7 +243,8 @@ def _zoo_peer(ps, tok: Tokenizer, name: str):
     return ps.Peer(name=f"{name} (Tokenizer)", sample_rate=tok.sample_rate,
                    encode=lambda wav: tok.encode(wav, tok.sample_rate),
                    decode=tok.decode if tok.decoder is not None else None, frame_rate=tok.frame_rate,
-                   n_codebooks=tok.num_codebooks, codebook_size=tok.codebook_size, params_m=ps.count_params(tok))
+                   n_codebooks=tok.num_codebooks, codebook_size=tok.codebook_size, params_m=ps.count_params(tok),
+                   bitrate_kbps=tok.bitrate / 1000)  # codebooks of different sizes (DualCodec) and rates (SNAC)
 
 
 def _overhead_table(rows: list[dict], model: str, api: str, batches: tuple[int, ...]) -> str:

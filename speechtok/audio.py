@@ -6,6 +6,7 @@ Shapes: a waveform is `[T]`, `[C, T]` or `[B, C, T]`; `as_batch` turns all three
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 import shutil
@@ -190,6 +191,29 @@ def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     flat = wav.reshape(-1, wav.shape[-1])
     out = soxr.resample(flat.T, sr_in, sr_out, quality="HQ").T  # soxr wants [T, C]
     return np.ascontiguousarray(out.reshape(*wav.shape[:-1], -1), dtype=np.float32)
+
+
+def sinc_resample(wav: Tensor, sr_in: int, sr_out: int, zero_crossings: int = 6, rolloff: float = 0.99) -> Tensor:
+    """Resample along the last axis by a Hann-windowed sinc filter, as torchaudio's default `resample` computes it
+    (for peers whose codes were made on its output; soxr's `resample` is the better filter otherwise).
+    [..., T] -> [..., ceil(T * sr_out / sr_in)]."""
+    if sr_in == sr_out:
+        return wav
+    g = math.gcd(sr_in, sr_out)
+    up, down = sr_out // g, sr_in // g  # one output phase per `up`, the input advancing `down` samples a block
+    cutoff = min(up, down) * rolloff
+    reach = math.ceil(zero_crossings * down / cutoff)  # input samples the filter spans on each side
+    taps = torch.arange(-reach, reach + down, dtype=torch.float64) / down
+    phases = -torch.arange(up, dtype=torch.float64)[:, None] / up
+    t = ((phases + taps) * cutoff).clamp(-zero_crossings, zero_crossings)
+    window = torch.cos(t * math.pi / zero_crossings / 2) ** 2
+    t = t * math.pi
+    sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t)
+    kernel = (sinc * window * cutoff / down).to(wav.dtype)[:, None]  # [up, 1, taps]
+    flat = wav.reshape(-1, 1, wav.shape[-1])
+    out = torch.nn.functional.conv1d(torch.nn.functional.pad(flat, (reach, reach + down)), kernel, stride=down)
+    out = out.transpose(1, 2).reshape(flat.shape[0], -1)[:, :math.ceil(up * wav.shape[-1] / down)]
+    return out.reshape(*wav.shape[:-1], -1)
 
 
 def as_batch(wav: Tensor | np.ndarray, source: object = "input") -> Tensor:

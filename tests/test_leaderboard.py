@@ -178,3 +178,16 @@ def test_best_is_marked_only_where_a_model_is_clearly_best():
     assert best_value(group, "pesq_wb") == 3.0
     group.columns["pesq_wb"] = False  # lower is better: a (2.0) against b (1.95), overlapping
     assert best_value(group, "pesq_wb") is None
+
+
+def test_tokens_per_second_of_codebooks_at_other_rates_and_sizes():
+    from speechtok.eval.leaderboard.table import Entry
+
+    def entry(n_q, kbps, tokenizer):
+        return Entry("m", "m", n_q, "ok", None, kbps, None, {}, [], {}, False, tokenizer)
+
+    assert entry(8, 4.0, {"frame_rate": 50.0, "codebook_size": 1024}).tokens_per_second == pytest.approx(400)
+    snac = {"frame_rate": 47.0, "codebook_size": 4096}  # 12 + 23 + 47 codes a second at 12 bits each
+    assert entry(3, 82 * 12 / 1000, snac).tokens_per_second == pytest.approx(82)
+    dualcodec = {"frame_rate": 12.5, "codebook_size": 16384, "codebook_sizes": [16384] + [4096] * 7}
+    assert entry(8, 1.225, dualcodec).tokens_per_second == pytest.approx(100)  # not 1225 / 14 bits

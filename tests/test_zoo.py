@@ -9,6 +9,7 @@ import http.server
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -242,6 +243,7 @@ def _tiny_layouts(folder: Path) -> dict[str, Path]:
         (folder / "bigcodec").mkdir()
         torch.save({"CodecEnc": enc.state_dict(), "generator": dec.state_dict()}, folder / "bigcodec" / "bigcodec.pt")
         out["bigcodec"] = folder / "bigcodec"
+    from .test_dualcodec import PINNED_DUALCODEC
     from .test_qwen_tts import PINNED_QWEN_TTS
     from .test_xcodec2 import PINNED_VQ, run_official
 
@@ -250,6 +252,11 @@ def _tiny_layouts(folder: Path) -> dict[str, Path]:
     if PINNED_QWEN_TTS.is_dir():  # the publisher's layout, written by the qwen-tts package itself
         run_official("qwen_tts_official.py", folder / "qwen_tts", PINNED_QWEN_TTS, "--layout-only")
         out["qwen-tts"] = folder / "qwen_tts" / "official"
+    if PINNED_DUALCODEC.is_dir() and importlib.util.find_spec("dac"):  # amphion/dualcodec's files, and w2v-BERT's
+        out["dualcodec"] = run_official("dualcodec_official.py", folder / "dc", PINNED_DUALCODEC, "--layout-only")
+        shutil.copy(out["dualcodec"] / "dualcodec" / "dualcodec_12hz_16384_4096.safetensors",
+                    out["dualcodec"] / "dualcodec" / "dualcodec_25hz_16384_1024.safetensors")  # both releases' names
+        out["dualcodec:w2v"], out["dualcodec"] = out["dualcodec"] / "w2v", out["dualcodec"] / "dualcodec"
     if importlib.util.find_spec("s3tokenizer") and importlib.util.find_spec("onnx"):
         from .test_s3tokenizer import tiny_v2, write_onnx
 
@@ -277,6 +284,8 @@ def test_every_zoo_entry_loads_by_name_from_its_source(server, tmp_path):
             urls[name] = (server.url + path, hashlib.sha256(source.read_bytes()).hexdigest())
         else:
             server.hub(entry.repo, source)
+        for c in entry.companions:  # DualCodec's w2v-BERT 2.0
+            server.hub(c.repo, layouts[f"{entry.adapter}:{c.option}"])
         names.append(name + OPTIONS.get(entry.adapter, ""))
     code = f"""
 import json, torch, speechtok
@@ -297,5 +306,5 @@ print(json.dumps(out))
     assert run.returncode == 0, run.stderr[-2000:]
     loaded = json.loads(run.stdout)
     assert sorted(loaded) == sorted(names) and all(source == name and ok for name, (source, _, ok) in loaded.items())
-    optional = {"s3tokenizer-v2", "neucodec", "bigcodec", "qwen-tts-12hz"}  # where their packages are (.ci/run)
+    optional = {"s3tokenizer-v2", "neucodec", "bigcodec", "qwen-tts-12hz", "dualcodec-12hz", "dualcodec-25hz"}
     assert {n.partition("?")[0] for n in names} >= set(zoo.ZOO) - optional

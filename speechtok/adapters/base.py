@@ -199,17 +199,21 @@ class _PeerDecoder(_PeerPart, Decoder):
 def peer_tokenizer(model: nn.Module, parts: PeerParts, cfg: PeerConfig, *, dim: int, checkpoint: dict, package: str,
                    device: str | torch.device | None = None, pad_to_hop: bool = False,
                    codebook_rates: list[float] | None = None, segments: tuple[int, int] | None = None,
-                   normalize_segments: bool = True, notes: str = "") -> Tokenizer:
+                   normalize_segments: bool = True, notes: str = "", codebook_sizes: list[int] | None = None
+                   ) -> Tokenizer:
     """Another package's codec behind the speechtok API, in eval mode on `device`. `pad_to_hop`: the peer does not
     pad to whole frames itself. `codebook_rates`: codebooks that repeat their codes on the grid (SNAC).
     `segments` = (length, stride): the peer encodes fixed, slightly overlapping segments, each divided by its RMS
-    unless not `normalize_segments` (the 48 kHz EnCodec: see `Tokenizer._segments`)."""
+    unless not `normalize_segments` (the 48 kHz EnCodec: see `Tokenizer._segments`). `codebook_sizes`: each
+    codebook's size where they differ (DualCodec; `cfg.codebook_size` is then the largest)."""
     encoder = _PeerEncoder(model, parts.encode, cfg.hop_length, dim, parts.num_frames, parts.min_samples)
     encoder.pad_to_frames = pad_to_hop
     if segments is not None:
         encoder.segments = {"length": int(segments[0]), "stride": int(segments[1])}
         encoder.normalize_segments = normalize_segments
     quantizer = _PeerQuantizer(model, parts.quantize, parts.dequantize, cfg.num_codebooks, cfg.codebook_size)
+    if codebook_sizes is not None:
+        quantizer.codebook_sizes = list(codebook_sizes)
     name = f"{cfg.peer}-{cfg.sample_rate // 1000}k-q{cfg.num_codebooks}"
     decoder = None if parts.decode is None else _PeerDecoder(model, parts.decode, cfg.hop_length)
     tok = Tokenizer(encoder, quantizer, decoder, sample_rate=cfg.sample_rate,

@@ -24,6 +24,16 @@ from ..fileio import atomic_path
 
 
 @dataclass(frozen=True)
+class Companion:
+    """A second hub repository an entry needs (DualCodec's w2v-BERT 2.0), handed to the adapter as an option."""
+
+    option: str  # the adapter option that takes its folder (`w2v` -> `dualcodec:DIR?w2v=FOLDER`)
+    repo: str
+    files: tuple[str, ...]
+    revision: str = "main"
+
+
+@dataclass(frozen=True)
 class ZooEntry:
     name: str
     adapter: str  # the plugin that loads the fetched path
@@ -39,7 +49,10 @@ class ZooEntry:
     url: str | None = None  # or one file at a URL
     sha256: str | None = None  # the URL file's hash, where the publisher gives one (or we recorded it)
     options: str = ""  # the adapter's default options, as in `NAME:PATH?options`
+    companions: tuple[Companion, ...] = ()
 
+
+W2V_BERT = Companion("w2v", "facebook/w2v-bert-2.0", ("config.json", "model.safetensors"))
 
 ZOO: dict[str, ZooEntry] = {e.name: e for e in (
     ZooEntry("mimi", "mimi", "Kyutai's Mimi (Moshi's codec), semantic-distilled first codebook", "CC-BY-4.0",
@@ -76,6 +89,16 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
     ZooEntry("qwen-tts-12hz", "qwen-tts", "Qwen3-TTS's tokenizer: a Mimi encoder, 16 of its codebooks, its own "
              "sliding-window decoder", "Apache-2.0", 24000, 12.5, "16 x 2048", "2.2",
              repo="Qwen/Qwen3-TTS-Tokenizer-12Hz", files=("config.json", "model.safetensors")),
+    ZooEntry("dualcodec-12hz", "dualcodec", "DualCodec: a w2v-BERT 2.0 semantic codebook, then DAC acoustic ones "
+             "(12.5 Hz)", "unstated (code MIT; trained on Emilia, CC-BY-NC-4.0)", 24000, 12.5,
+             "1 x 16384 + 7 x 4096", "1.2", repo="amphion/dualcodec",
+             files=("dualcodec_12hz_16384_4096.safetensors", "w2vbert2_mean_var_stats_emilia.pt"),
+             options="model=12hz_v1", companions=(W2V_BERT,)),
+    ZooEntry("dualcodec-25hz", "dualcodec", "DualCodec: a w2v-BERT 2.0 semantic codebook, then DAC acoustic ones "
+             "(25 Hz)", "unstated (code MIT; trained on Emilia, CC-BY-NC-4.0)", 24000, 25.0,
+             "1 x 16384 + 11 x 1024", "3.1", repo="amphion/dualcodec",
+             files=("dualcodec_25hz_16384_1024.safetensors", "w2vbert2_mean_var_stats_emilia.pt"),
+             options="model=25hz_v1", companions=(W2V_BERT,)),
     ZooEntry("dac-16khz", "dac", "Descript Audio Codec 16 kHz", "MIT", 16000, 50.0, "12 x 1024", "6",
              url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.5/weights_16khz.pth"),
     ZooEntry("dac-24khz", "dac", "Descript Audio Codec 24 kHz", "MIT", 24000, 75.0, "32 x 1024", "24",
@@ -99,48 +122,57 @@ def resolve(name: str) -> str | None:
     entry = ZOO.get(base)
     if entry is None:
         return None
-    options = query or entry.options
-    return f"{entry.adapter}:{fetch(entry)}" + (f"?{options}" if options else "")
+    path = fetch(entry)
+    companions = [f"{c.option}={_hub_files(entry, c.repo, c.files, c.revision)}" for c in entry.companions]
+    options = "&".join(o for o in (query or entry.options, *companions) if o)
+    return f"{entry.adapter}:{path}" + (f"?{options}" if options else "")
 
 
 def fetch(entry: ZooEntry) -> Path:
-    """The local path of an entry's files (a folder, or the one file), downloaded and verified if need be."""
+    """The local path of an entry's files (a folder, or the one file), downloaded and verified if need be; its
+    companion repositories' files too."""
+    for c in entry.companions:
+        _hub_files(entry, c.repo, c.files, c.revision)
     if entry.url is not None:
         return download_verified(entry.url, cache_root() / "zoo" / entry.name / Path(entry.url).name, entry.sha256,
                                  entry.name)
-    return _hub_files(entry)
+    return _hub_files(entry, entry.repo, entry.files, entry.revision)
 
 
 def is_cached(entry: ZooEntry) -> bool:
-    if entry.url is not None:
+    if entry.url is not None and not entry.companions:
         return (cache_root() / "zoo" / entry.name / Path(entry.url).name).is_file()
     from huggingface_hub import try_to_load_from_cache
 
-    return all(isinstance(try_to_load_from_cache(entry.repo, f, revision=entry.revision), str) for f in entry.files)
+    sources = [(entry.repo, entry.files, entry.revision), *((c.repo, c.files, c.revision) for c in entry.companions)]
+    return all(isinstance(try_to_load_from_cache(repo, f, revision=rev), str)
+               for repo, files, rev in sources if repo for f in files)
 
 
-def _hub_files(entry: ZooEntry) -> Path:
+def _hub_files(entry: ZooEntry, repo: str | None, files: tuple[str, ...], revision: str) -> Path:
     """Each file from the Hugging Face cache when it is there (no request at all), else downloaded into it."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    if repo is None:
+        raise CheckpointError(f"{entry.name}: neither a hub repository nor a URL")
     paths = []
     offline = _offline()
-    for name in entry.files:
-        cached = try_to_load_from_cache(entry.repo, name, revision=entry.revision)
+    for name in files:
+        cached = try_to_load_from_cache(repo, name, revision=revision)
         if isinstance(cached, str):
             paths.append(Path(cached))
             continue
         try:
-            paths.append(Path(hf_hub_download(entry.repo, name, revision=entry.revision, local_files_only=offline,
+            paths.append(Path(hf_hub_download(repo, name, revision=revision, local_files_only=offline,
                                               endpoint=os.environ.get("HF_ENDPOINT") or None)))
         except LocalEntryNotFoundError:
             raise CheckpointError(
-                f"{entry.name}: {entry.repo}/{name} is not in the Hugging Face cache and the hub cannot be reached "
+                f"{entry.name}: {repo}/{name} is not in the Hugging Face cache and the hub cannot be reached "
                 f"(offline, or HF_HUB_OFFLINE=1); run `speechtok fetch {entry.name}` where there is a network (same "
                 f"HF_HOME), or load a local copy: {entry.adapter}:/path/to/it") from None
         except OSError as e:  # HTTP errors (a missing file, a gated repository) are OSErrors in huggingface_hub
-            raise CheckpointError(f"{entry.name}: cannot fetch {entry.repo}/{name} ({' '.join(str(e).split())[:200]})"
+            raise CheckpointError(f"{entry.name}: cannot fetch {repo}/{name} ({' '.join(str(e).split())[:200]})"
                                   ) from None
     return paths[0].parent  # the files' folder in the revision's snapshot
 

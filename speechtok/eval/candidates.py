@@ -80,6 +80,7 @@ class TokenizerCandidate(Candidate):
                 "name": tok.name, "family": tok.family, "source": tok.source, "sample_rate": tok.sample_rate,
                 "frame_rate": tok.frame_rate, "hop_length": tok.hop_length, "num_codebooks": tok.num_codebooks,
                 "codebook_size": tok.codebook_size, "bitrate": tok.bitrate, "config_hash": tok.config_hash,
+                **({"codebook_sizes": tok.codebook_sizes} if tok.mixed_codebook_sizes else {}),
                 "params": sum(p.numel() for p in tok.parameters()),
                 "device": str(tok.device), "dtype": str(tok.dtype).replace("torch.", ""),
                 "chunk_seconds": tok.chunk_seconds, "encode_only": tok.decoder is None}

@@ -53,12 +53,16 @@ class Entry:
 
     @property
     def vocab(self) -> int | None:
-        """Codes a codebook holds (what an LM's vocabulary grows by per codebook)."""
+        """Codes a codebook holds (what an LM's vocabulary grows by per codebook); the largest codebook's where
+        they differ (DualCodec's semantic one)."""
         return self.tokenizer.get("codebook_size")
 
     @property
     def tokens_per_second(self) -> float | None:
         """Codes per second at this n_q (each code once: codebooks that repeat on the grid count at their rate)."""
+        sizes = self.tokenizer.get("codebook_sizes")
+        if sizes and self.n_q and self.frame_rate:  # codebooks of different sizes share the frame rate
+            return self.n_q * self.frame_rate
         if not self.kbps or not self.vocab or self.vocab < 2:
             return None
         return 1000 * self.kbps / math.log2(self.vocab)
