@@ -24,7 +24,8 @@ pytest.importorskip("pesq")
 pytest.importorskip("pystoi")
 pytest.importorskip("matplotlib")
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chromium-headless-shell")
+                 if shutil.which(n)), None)
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +150,14 @@ def test_page_in_a_real_browser(site, tmp_path):
     table = dom.split('<table class="board"', 2)[1].split("</table>")[0]
     head, body = table.split("</thead>")
     assert re.search(r'<th data-col="pesq_wb"[^>]*class="sorted-asc"', head)
+    valued = re.findall(r'<th data-col="([^"]+)"', head)  # the columns whose cells carry data-v, in order
+    assert {"frame_rate", "tokens", "vocab", "usage", "perplexity", "pesq_wb"} <= set(valued)
     rows = []  # (class, label, PESQ) in the order the browser left them
     for tr in body.split("<tr ")[1:]:
         label = re.search(r'<td class="l"[^>]*>([^<]+)</td>', tr).group(1)
-        values = re.findall(r'<td[^>]*data-v="([^"]*)"', tr)
-        rows.append((re.match(r'class="([^"]*)"', tr).group(1), label, values[4] if len(values) > 4 else ""))
+        values = re.findall(r'<td data-v="([^"]*)"', tr)  # the value cells (the label's has its own class)
+        pesq = values[valued.index("pesq_wb")] if len(values) == len(valued) else ""
+        rows.append((re.match(r'class="([^"]*)"', tr).group(1), label, pesq))
     pesq = [float(v) for _, _, v in rows if v]
     assert pesq == sorted(pesq) and len(pesq) == 3  # ascending, as asked
     assert [(c, label) for c, label, _ in rows][2:] == [("ref", "identity"), ("failed", "no-such-model")]
