@@ -175,6 +175,17 @@ def _s3tokenizer_v2() -> Tokenizer:
     return tokenizer(model.eval(), "speech_tokenizer_v2_25hz", {"path": "random weights", "sha256": "-"})
 
 
+def _s3tokenizer_v3() -> Tokenizer:
+    """Fun-CosyVoice 3's S3Tokenizer at its published size (1280 wide, 12 layers, 20 heads), random weights."""
+    import s3tokenizer
+    from s3tokenizer.model_v3 import ModelConfigV3
+
+    from speechtok.adapters.s3tokenizer import tokenizer
+
+    model = s3tokenizer.S3TokenizerV3("speech_tokenizer_v3_25hz", ModelConfigV3())
+    return tokenizer(model.eval(), "speech_tokenizer_v3_25hz", {"path": "random weights", "sha256": "-"})
+
+
 def _xcodec2_family(family: str) -> Tokenizer:
     """X-Codec2 / NeuCodec at their published size (transformers' default configs: w2v-BERT 2.0's first 16 layers,
     1024 wide, a 12-layer decoder), random weights."""
@@ -233,9 +244,9 @@ def _dualcodec_12hz() -> Tokenizer:
     return dualcodec.tokenizer(model, model.num_codebooks, {"path": "random weights", "sha256": "-"})
 
 
-ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2, "xcodec2": lambda: _xcodec2_family("xcodec2"),
-                "neucodec": lambda: _xcodec2_family("neucodec"), "bigcodec": _bigcodec, "qwen-tts-12hz": _qwen_tts_12hz,
-                "dualcodec-12hz": _dualcodec_12hz}
+ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2, "s3tokenizer-v3": _s3tokenizer_v3,
+                "xcodec2": lambda: _xcodec2_family("xcodec2"), "neucodec": lambda: _xcodec2_family("neucodec"),
+                "bigcodec": _bigcodec, "qwen-tts-12hz": _qwen_tts_12hz, "dualcodec-12hz": _dualcodec_12hz}
 
 
 def _zoo_peer(ps, tok: Tokenizer, name: str):

@@ -75,6 +75,56 @@ def write_onnx(model: torch.nn.Module, path) -> None:
     onnx.save(helper.make_model(graph), str(path))
 
 
+def tiny_v3() -> torch.nn.Module:
+    from s3tokenizer.model_v3 import ModelConfigV3
+
+    torch.manual_seed(1)
+    model = s3.S3TokenizerV3("speech_tokenizer_v3_25hz", ModelConfigV3(**DIMS)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    return model
+
+
+def write_onnx_v3(model: torch.nn.Module, path) -> None:
+    """The v3 release's ONNX layout, as the package's `onnx2torch_v3` reads it: nodes `/conv1/Conv`,
+    `/blocks.i/<module>/MatMul` (matrices stored transposed) and `/Add` (biases), layer norms as `/Mul` and `/Add`
+    nodes, the FSMN kernels as initializers `blocks.i.attn.fsmn_block.weight`, the quantizer's projection as a
+    `quantizer` MatMul node and the initializer `quantizer.project_in.bias`."""
+    from onnx import helper, numpy_helper
+
+    nodes, inits = [], []
+
+    def initializer(name: str, t: torch.Tensor) -> str:
+        inits.append(numpy_helper.from_array(t.detach().numpy().astype(np.float32), name))
+        return name
+
+    def node(op: str, name: str, *tensors: torch.Tensor) -> None:
+        inputs = ["x", *(initializer(f"{name}:{i}", t) for i, t in enumerate(tensors))]
+        nodes.append(helper.make_node(op, inputs, [f"o{len(nodes)}"], name=name))
+
+    state = model.state_dict()
+    for conv in ("conv1", "conv2"):
+        node("Conv", f"/{conv}/Conv", state[f"encoder.{conv}.weight"], state[f"encoder.{conv}.bias"])
+    for key, t in state.items():
+        if key.startswith("encoder.blocks."):
+            block, rest = key.removeprefix("encoder.blocks.").split(".", 1)  # 0, attn.query.weight
+            module, kind = rest.rsplit(".", 1)
+            if "fsmn_block" in module:
+                initializer(f"blocks.{block}.{rest}", t)
+            elif module.endswith("_ln"):
+                op = "Mul" if kind == "weight" else "Add"
+                node(op, f"/blocks.{block}/{module}/{op}", t)
+            else:
+                where = "mlp/" + module if module.startswith("mlp.") else module.replace(".", "/")
+                op = "MatMul" if kind == "weight" else "Add"
+                node(op, f"/blocks.{block}/{where}/{op}", t.t() if op == "MatMul" else t)
+    node("MatMul", "/quantizer/project_down/MatMul", state["quantizer._codebook.project_down.weight"].t())
+    initializer("quantizer.project_in.bias", state["quantizer._codebook.project_down.bias"])
+    graph = helper.make_graph(nodes, "s3tokenizer_v3", [], [], initializer=inits)
+    onnx.save(helper.make_model(graph), str(path))
+
+
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     folder = tmp_path_factory.mktemp("s3")
@@ -119,6 +169,21 @@ def test_codes_equal_the_package_and_each_item_its_own(release):
     assert codes.codes[0, 0].unique().numel() > 3  # random weights still give varied tokens
     loud = tok.encode(torch.stack([a[:12003], 3 * b])[:, None], 16000)  # equal lengths, one batch: per item
     assert torch.equal(loud.codes[1, 0], reference(model, 3 * b))
+
+
+def test_v3_loads_from_its_onnx_layout_and_gives_the_package_codes(tmp_path):
+    model = tiny_v3()
+    path = tmp_path / "speech_tokenizer_v3.onnx"
+    write_onnx_v3(model, path)
+    tok = load(path)
+    theirs, ours = model.state_dict(), tok.peer.state_dict()
+    assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in theirs)
+    assert tok.name == "s3tokenizer-v3_25hz" and (tok.codebook_size, tok.frame_rate) == (6561, 25.0)
+    wav = speech(1.1)
+    codes = tok.encode(wav, 16000).codes[0, 0]
+    assert torch.equal(codes, reference(model, wav)) and codes.unique().numel() > 3
+    with pytest.raises(CheckpointError, match="not an S3Tokenizer ONNX file|not S3Tokenizer weights"):
+        load(path, "heads=2&model=speech_tokenizer_v2_25hz")  # the v2 converter on the v3 layout
 
 
 def test_encode_only_and_short_input(release):

@@ -1,11 +1,12 @@
 """S3Tokenizer (CosyVoice's supervised semantic tokens) as a speechtok tokenizer:
-`speechtok.load("s3tokenizer:PATH")`, or the zoo's `s3tokenizer-v2`.
+`speechtok.load("s3tokenizer:PATH")`, or the zoo's `s3tokenizer-v2` / `s3tokenizer-v3`.
 
-PATH is the official ONNX file (`speech_tokenizer_v2.onnx`, as CosyVoice 2 ships it; read with `onnx`, which
-holds no code, and converted by the package's own `onnx2torch`), or its weights as `.safetensors` / a `.pt` state
-dict (read with `weights_only=True`). `model` names the architecture as the package does; only
-`speech_tokenizer_v2_25hz` (CosyVoice 2's) is supported so far, and it is read from the file name by default.
-Widths, depth and mel bins come from the weights; `heads` (20 in every release) cannot, and is an option.
+PATH is the official ONNX file (`speech_tokenizer_v2.onnx` as CosyVoice 2 ships it, `speech_tokenizer_v3.onnx`
+as Fun-CosyVoice 3 does; read with `onnx`, which holds no code, and converted by the package's own `onnx2torch` /
+`onnx2torch_v3`), or its weights as `.safetensors` / a `.pt` state dict (read with `weights_only=True`). `model`
+names the architecture as the package does: `speech_tokenizer_v2_25hz` or `speech_tokenizer_v3_25hz` (v3: twice
+the layers, a key projection without bias), read from the file name by default. (v1's VQ layout is not supported
+yet.) Widths, depth and mel bins come from the weights; `heads` (20 in every release) cannot, and is an option.
 
 Encode-only: one codebook of semantic tokens (6561 FSQ codes at 25 Hz), no decoder (CosyVoice turns them into
 audio with its LM and flow-matching stack). The front end is the package's: log-mel (128 bins, 10 ms hop, the last
@@ -39,9 +40,9 @@ from .base import (
 
 MEL_HOP = 160  # samples per mel frame at 16 kHz
 HEADS = 20  # attention heads of every published S3Tokenizer
-# the package's names -> (token rate in Hz, codebook size). v2 only so far: v1's VQ codebook and v3's converter
-# (`onnx2torch_v3`) read other ONNX layouts, not yet tested here
-MODELS = {"speech_tokenizer_v2_25hz": (25, 3**8)}
+# the package's names -> (token rate in Hz, codebook size). v1's VQ codebook reads another ONNX layout, not yet
+# tested here
+MODELS = {"speech_tokenizer_v2_25hz": (25, 3**8), "speech_tokenizer_v3_25hz": (25, 3**8)}
 
 
 def load(spec: str | None, device=None) -> Tokenizer:
@@ -52,7 +53,7 @@ def load(spec: str | None, device=None) -> Tokenizer:
     if name not in MODELS:
         raise CheckpointError(f"{spec}: model={name!r}; choose one of {', '.join(MODELS)}")
     s3 = require("s3tokenizer", "s3tokenizer", spec)
-    state = _state(path)
+    state = _state(path, name)
     model = _model(s3, name, _dims(state, int_option(options, "heads", spec) or HEADS, path))
     load_weights(model, state, path)
     return tokenizer(model, name, checkpoint_identity([path]), device)
@@ -76,7 +77,7 @@ def tokenizer(model: torch.nn.Module, name: str, checkpoint: dict, device=None) 
 def _model_from_file(path: Path) -> str:
     found = re.search(r"v(\d)", path.stem)
     version = found.group(1) if found else None
-    if version == "2":
+    if version in ("2", "3"):
         return f"speech_tokenizer_v{version}_25hz"
     raise CheckpointError(f"{path}: cannot tell the S3Tokenizer version from the file name; add "
                           f"?model=NAME ({', '.join(MODELS)})")
@@ -84,8 +85,11 @@ def _model_from_file(path: Path) -> str:
 
 def _model(s3, name: str, dims: dict) -> torch.nn.Module:
     from s3tokenizer.model_v2 import ModelConfig
+    from s3tokenizer.model_v3 import ModelConfigV3
 
     try:
+        if "v3" in name:
+            return s3.S3TokenizerV3(name, ModelConfigV3(**dims))
         return s3.S3TokenizerV2(name, ModelConfig(**dims))
     except TypeError as e:
         raise CheckpointError(f"s3tokenizer: bad model dimensions {dims} ({e})") from None
@@ -101,13 +105,13 @@ def _dims(state: dict, heads: int, path: Path) -> dict:
             "n_audio_head": heads}
 
 
-def _state(path: Path) -> dict:
+def _state(path: Path, name: str) -> dict:
     if path.suffix != ".onnx":
         return read_state(path)
-    from s3tokenizer.utils import onnx2torch  # the v2 layout's converter
+    from s3tokenizer.utils import onnx2torch, onnx2torch_v3  # each layout's converter
 
     try:
-        return onnx2torch(str(path), None, False)
+        return (onnx2torch_v3 if "v3" in name else onnx2torch)(str(path), None, False)
     except Exception as e:  # noqa: BLE001 - whatever the converter hits in a bad file is the file's fault
         raise CheckpointError(f"{path}: not an S3Tokenizer ONNX file ({type(e).__name__}: {e})"[:300]) from None
 

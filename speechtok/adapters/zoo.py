@@ -79,6 +79,11 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
              "Apache-2.0", 16000, 25.0, "1 x 6561", "0.32",
              url="https://www.modelscope.cn/models/iic/CosyVoice2-0.5B/resolve/master/speech_tokenizer_v2.onnx",
              sha256="d43342aa12163a80bf07bffb94c9de2e120a8df2f9917cd2f642e7f4219c6f71"),
+    ZooEntry("s3tokenizer-v3", "s3tokenizer", "Fun-CosyVoice 3's S3Tokenizer: supervised semantic tokens, "
+             "encode-only", "Apache-2.0", 16000, 25.0, "1 x 6561", "0.32",
+             url="https://www.modelscope.cn/models/FunAudioLLM/Fun-CosyVoice3-0.5B-2512/resolve/master/"
+                 "speech_tokenizer_v3.onnx",
+             sha256="23236a74175dbdda47afc66dbadd5bcb41303c467a57c261cb8539ad9db9208d"),
     ZooEntry("xcodec2", "xcodec2", "X-Codec2 (Llasa's tokenizer): w2v-BERT 2.0 semantic + acoustic, one FSQ codebook",
              "CC-BY-NC-4.0", 16000, 50.0, "1 x 65536", "0.8", repo="hf-audio/xcodec2",
              files=("config.json", "model.safetensors")),
