@@ -97,8 +97,10 @@ class Qwen3TTSTokenizer12Hz(nn.Module):
 
     def __init__(self, config: dict, transformers) -> None:
         super().__init__()
-        mimi = transformers.MimiModel(transformers.MimiConfig(**config["encoder_config"]))
-        self.encoder, self.quantizer = mimi.encoder, mimi.quantizer  # its decoder half is not used
+        mimi = transformers.models.mimi.modeling_mimi
+        mc = transformers.MimiConfig(**config["encoder_config"])
+        self.encoder = mimi.MimiEncoderModel(mc.encoder_config)  # MimiModel's encoder half; its decoder is not used
+        self.quantizer = mimi.MimiSplitResidualVectorQuantizer(mc)
         self.decoder = Decoder12Hz(config["decoder_config"], transformers)
 
 
