@@ -45,7 +45,8 @@ def available() -> list[Entry]:
     from .adapters.zoo import ZOO, is_cached
 
     entries = [Entry(n, "bundled", str(p)) for n, p in bundled().items()]
-    entries += [Entry(n, "zoo" + (" (cached)" if is_cached(z) else ""), z.repo or z.url or "") for n, z in ZOO.items()]
+    entries += [Entry(n, "zoo" + (" (cached)" if is_cached(z) else ""),
+                      " + ".join([z.repo or z.url or "", *(c.repo for c in z.companions)])) for n, z in ZOO.items()]
     entries += [Entry(n, "plugin", ep.value) for n, ep in plugins().items()]
     return entries
 
