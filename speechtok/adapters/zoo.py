@@ -145,13 +145,18 @@ def fetch(entry: ZooEntry) -> Path:
 
 
 def is_cached(entry: ZooEntry) -> bool:
-    if entry.url is not None and not entry.companions:
-        return (cache_root() / "zoo" / entry.name / Path(entry.url).name).is_file()
+    hub = [(c.repo, c.files, c.revision) for c in entry.companions]
+    if entry.url is not None:
+        if not (cache_root() / "zoo" / entry.name / Path(entry.url).name).is_file():
+            return False
+    elif entry.repo is not None:
+        hub.append((entry.repo, entry.files, entry.revision))
+    if not hub:
+        return True
     from huggingface_hub import try_to_load_from_cache
 
-    sources = [(entry.repo, entry.files, entry.revision), *((c.repo, c.files, c.revision) for c in entry.companions)]
     return all(isinstance(try_to_load_from_cache(repo, f, revision=rev), str)
-               for repo, files, rev in sources if repo for f in files)
+               for repo, files, rev in hub for f in files)
 
 
 def _hub_files(entry: ZooEntry, repo: str | None, files: tuple[str, ...], revision: str) -> Path:
