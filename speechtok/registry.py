@@ -30,6 +30,13 @@ class Entry:
     where: str  # directory, or the entry point's target
 
 
+def split_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """`PATH_OR_NAME?a=1&b=2` -> ("PATH_OR_NAME", {"a": "1", "b": "2"}): the options of a spec, as plugins,
+    zoo names and eval's reference rows (`opus?level=0.9`) take them."""
+    text, _, query = spec.partition("?")
+    return text, dict(item.partition("=")[::2] for item in query.split("&") if item)
+
+
 def bundled() -> dict[str, Path]:
     """Bundled checkpoint directories that ship inside the package."""
     if not PRETRAINED_DIR.is_dir():

@@ -25,6 +25,7 @@ from ..codecs.base import ONE_PASS, PER_ITEM, Encoder
 from ..errors import CheckpointError, CodesError, SpeechtokError
 from ..fileio import read_json, read_state  # noqa: F401  (re-exported for the adapters)
 from ..quantizers.base import QuantizeOut, Quantizer
+from ..registry import split_spec
 from ..tokenizer import Tokenizer
 from ..vocoders.base import Decoder
 
@@ -60,8 +61,7 @@ def parse_spec(spec: str | None, peer: str) -> tuple[Path, dict[str, str]]:
     if not spec:
         raise CheckpointError(f"{peer}: give the checkpoint's local path, e.g. speechtok.load('{peer}:/path/to/it'), "
                               "or a zoo name (speechtok list)")
-    text, _, query = spec.partition("?")
-    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+    text, options = split_spec(spec)
     path = Path(text).expanduser()
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory ({peer} checkpoints are loaded from local paths)")

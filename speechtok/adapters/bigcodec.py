@@ -50,7 +50,7 @@ def load(spec: str | None, device=None) -> Tokenizer:
     if path.is_dir() and (path / "config.json").is_file():
         files = [path / "config.json", path / "model.safetensors"]
         arch = _package_arch(read_json(files[0]), files[0])
-        state = _safetensors(files[1])
+        state = read_state(files[1])
     else:
         path = single_file(path, (".pt", ".pth", ".ckpt"), "BigCodec checkpoint (bigcodec.pt)")
         files = [path]
@@ -104,14 +104,6 @@ def _package_arch(config: dict, path: Path) -> dict:
     if missing:
         raise CheckpointError(f"{path}: not a bigcodec package config (missing {', '.join(missing)})")
     return {k: config[k] for k in ARGS}
-
-
-def _safetensors(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    from safetensors.torch import load_file
-
-    return load_file(path)
 
 
 def _arch_from(state: dict[str, Tensor], path: Path) -> dict:

@@ -49,7 +49,7 @@ FILES = {"12hz_v1": "dualcodec_12hz_16384_4096.safetensors", "25hz_v1": "dualcod
 STATS = "w2vbert2_mean_var_stats_emilia.pt"
 SEMANTIC_LAYER = 17  # hidden_states[17] of w2v-BERT 2.0 (the package's output_idx)
 SEMANTIC_RATE, SEMANTIC_SR = 50, 16000  # w2v-BERT frames per second, at 16 kHz
-FBANK_WINDOW, FBANK_HOP, FBANK_STACK = 400, 160, 2  # SeamlessM4T's fbank: 25 ms / 10 ms, two frames stacked
+FBANK_WINDOW, FBANK_HOP, FBANK_STACK = 400, 160, 2  # w2v_bert_features's fbank: 25 ms / 10 ms, 2 frames stacked
 
 
 def load(spec: str | None, device=None) -> Tokenizer:
@@ -63,9 +63,7 @@ def load(spec: str | None, device=None) -> Tokenizer:
         raise CheckpointError(f"{weights.parent}: no {STATS} (w2v-BERT's feature statistics) beside the weights")
     transformers = require("transformers", "dualcodec", spec)
     require("dac.model", "dualcodec", spec)
-    from safetensors.torch import load_file
-
-    state = load_file(weights)
+    state = read_state(weights)
     model = DualCodecModel.from_state(state, weights, causal=int_option(options, "causal", spec) != 0)
     load_weights(model.codec, state, weights)
     model.load_semantic(_w2v_bert(Path(options["w2v"]).expanduser(), transformers), read_state(stats), stats)
@@ -202,8 +200,9 @@ class DualCodecModel(nn.Module):
         self.register_buffer("semantic_std", torch.as_tensor(stats["var"]).float().sqrt(), persistent=False)
         import transformers
 
-        self.features = transformers.SeamlessM4TFeatureExtractor(
-            feature_size=80, num_mel_bins=80, sampling_rate=SEMANTIC_SR, padding_value=1.0, stride=FBANK_STACK)
+        from .xcodec2 import w2v_bert_features
+
+        self.features = w2v_bert_features(transformers, SEMANTIC_SR)
 
     def num_frames(self, samples: Tensor) -> Tensor:
         """The semantic branch's frames: 16 kHz samples -> fbank frames -> stacked pairs -> pooled."""

@@ -33,12 +33,7 @@ def load(spec: str | None, device=None) -> Tokenizer:
     else:
         file = single_file(path, (".bin", ".safetensors", ".pt", ".pth"), "NeuCodec weights file (pytorch_model.bin)",
                            prefix="pytorch_model" if path.is_dir() else "")
-        if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(file)
-        else:
-            state = read_state(file)
+        state = read_state(file)  # weights_only=True, or the safetensors of the same keys
         if not isinstance(state, dict):
             raise CheckpointError(f"{file}: not a state dict")
         model = convert_official(state, file, family="neucodec")

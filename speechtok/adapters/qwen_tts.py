@@ -16,6 +16,7 @@ the checkpoint's names mapped onto them (`_RENAMES`).
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -34,6 +35,7 @@ from .base import (
     parse_spec,
     peer_tokenizer,
     read_json,
+    read_state,
     require,
     select_q,
 )
@@ -56,12 +58,10 @@ def load(spec: str | None, device=None) -> Tokenizer:
                               f"'{MODEL_TYPE}')")
     files = hf_files(path)
     transformers = require("transformers", "qwen-tts", spec)
-    from safetensors.torch import load_file
-
     model = Qwen3TTSTokenizer12Hz(config, transformers)
     state = {}
     for file in files[1:]:
-        state.update(load_file(file))
+        state.update(read_state(file))
     load_weights(model, {_renamed(k): v for k, v in state.items()}, files[1])
     return tokenizer(model, config, options, spec, checkpoint_identity(files), device)
 
@@ -122,7 +122,7 @@ class Decoder12Hz(nn.Module):
         out = width // 2 ** len(rates)
         self.decoder = nn.ModuleList([omni.Qwen3OmniMoeCausalConvNet(latent, width, 7), *blocks,
                                       omni.Qwen3OmniMoeSnakeBeta(out), omni.Qwen3OmniMoeCausalConvNet(out, 1, 7)])
-        self.hop_length = int(torch.tensor([*rates, *cfg["upsampling_ratios"]]).prod())
+        self.hop_length = math.prod([*rates, *cfg["upsampling_ratios"]])
 
     def dequantize(self, codes: Tensor) -> Tensor:
         return self.quantizer.decode(codes)

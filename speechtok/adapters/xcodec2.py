@@ -33,7 +33,17 @@ from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
 from ..layers.seanet import fold_weight_norm_keys
 from ..tokenizer import Tokenizer
-from .base import PeerConfig, PeerParts, arch_json, hf_files, parse_spec, peer_tokenizer, read_json, require
+from .base import (
+    PeerConfig,
+    PeerParts,
+    arch_json,
+    hf_files,
+    parse_spec,
+    peer_tokenizer,
+    read_json,
+    read_state,
+    require,
+)
 
 HEADS = 16  # attention heads of the published decoder and of w2v-BERT 2.0 (not recorded in the weights)
 SEMANTIC_LAYER = 16  # the package reads w2v-BERT's 16th hidden state
@@ -49,9 +59,7 @@ def load(spec: str | None, device=None) -> Tokenizer:
     if "semantic_model_config" in config:
         model = transformers.Xcodec2Model.from_pretrained(path, local_files_only=True)
     else:
-        from safetensors.torch import load_file
-
-        model = convert_official(load_file(files[1]), files[1])
+        model = convert_official(read_state(files[1]), files[1])
     return tokenizer(model, checkpoint_identity(files), device)
 
 
@@ -65,7 +73,7 @@ def tokenizer(model: torch.nn.Module, checkpoint: dict, device=None) -> Tokenize
     hop = int(mc.encoder_hop_length if neucodec else mc.hop_length)
     size = math.prod(int(level) for level in mc.quantization_levels)
     cfg = PeerConfig(family, "transformers", rate, hop, 1, size, arch_json(mc.to_dict()))
-    features = _feature_extractor(require("transformers", family, family), rate)
+    features = w2v_bert_features(require("transformers", family, family), rate)
     out_rate = int(mc.output_sampling_rate) if neucodec else rate
     parts = PeerParts(
         encode=lambda m, wav: _latents(m, wav, features, hop, rate, neucodec),
@@ -84,8 +92,9 @@ def tokenizer(model: torch.nn.Module, checkpoint: dict, device=None) -> Tokenize
     return tok
 
 
-def _feature_extractor(transformers, sample_rate: int):
-    # the packages': w2v-BERT 2.0's fbank extractor (80 bins, two frames stacked), numpy, no torchaudio
+def w2v_bert_features(transformers, sample_rate: int):
+    """w2v-BERT 2.0's fbank extractor (facebook/w2v-bert-2.0's preprocessor: 80 bins, two frames stacked), numpy,
+    no torchaudio: X-Codec2's, NeuCodec's and DualCodec's front end."""
     return transformers.SeamlessM4TFeatureExtractor(feature_size=80, num_mel_bins=80, sampling_rate=sample_rate,
                                                     padding_value=1.0, stride=2)
 

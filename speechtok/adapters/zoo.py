@@ -127,21 +127,26 @@ def resolve(name: str) -> str | None:
     entry = ZOO.get(base)
     if entry is None:
         return None
-    path = fetch(entry)
-    companions = [f"{c.option}={_hub_files(entry, c.repo, c.files, c.revision)}" for c in entry.companions]
-    options = "&".join(o for o in (query or entry.options, *companions) if o)
+    path, folders = _fetch_all(entry)
+    options = "&".join(o for o in (query or entry.options, *(f"{k}={v}" for k, v in folders.items())) if o)
     return f"{entry.adapter}:{path}" + (f"?{options}" if options else "")
 
 
 def fetch(entry: ZooEntry) -> Path:
     """The local path of an entry's files (a folder, or the one file), downloaded and verified if need be; its
     companion repositories' files too."""
-    for c in entry.companions:
-        _hub_files(entry, c.repo, c.files, c.revision)
+    return _fetch_all(entry)[0]
+
+
+def _fetch_all(entry: ZooEntry) -> tuple[Path, dict[str, Path]]:
+    """The entry's path, and each companion's folder by the adapter option that takes it."""
+    folders = {c.option: _hub_files(entry, c.repo, c.files, c.revision) for c in entry.companions}
     if entry.url is not None:
-        return download_verified(entry.url, cache_root() / "zoo" / entry.name / Path(entry.url).name, entry.sha256,
+        path = download_verified(entry.url, cache_root() / "zoo" / entry.name / Path(entry.url).name, entry.sha256,
                                  entry.name)
-    return _hub_files(entry, entry.repo, entry.files, entry.revision)
+    else:
+        path = _hub_files(entry, entry.repo, entry.files, entry.revision)
+    return path, folders
 
 
 def is_cached(entry: ZooEntry) -> bool:

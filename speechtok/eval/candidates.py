@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .. import audio
+from ..registry import split_spec
 
 __all__ = ["Resynthesis", "Candidate", "TokenizerCandidate", "IdentityCandidate", "OpusCandidate", "PSEUDO_MODELS",
            "load_candidate"]
@@ -110,8 +111,7 @@ class OpusCandidate(Candidate):
 
     def __init__(self, spec: str = "opus"):
         self.spec = spec
-        _, _, query = spec.partition("?")
-        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+        options = split_spec(spec)[1]
         try:
             self.level = float(options.get("level", 1.0))
         except ValueError:
@@ -144,7 +144,7 @@ class OpusCandidate(Candidate):
         buf.seek(0)
         y, _ = sf.read(buf, dtype="float32")
         y = y if rate == sample_rate else audio.resample(y, rate, sample_rate)
-        return Resynthesis(None, {None: np.pad(y[: x.size], (0, max(0, x.size - y.size)))})
+        return Resynthesis(None, {None: _to_length(y, x.size)})
 
     def measured_bps(self) -> float | None:
         return self.bits / self.seconds if self.seconds else None
@@ -162,8 +162,7 @@ class Codec2Candidate(Candidate):
         import shutil
 
         self.spec = spec
-        _, _, query = spec.partition("?")
-        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+        options = split_spec(spec)[1]
         self.mode = options.get("mode", "3200")
         if self.mode not in self.MODES:
             raise ValueError(f"{spec}: mode {self.mode!r}; choose one of {', '.join(self.MODES)}")
@@ -194,11 +193,15 @@ class Codec2Candidate(Candidate):
                 if run.returncode != 0:
                     raise RuntimeError(f"{Path(cmd[0]).name} failed: {' '.join(run.stderr.split())[:200]}")
             y = np.frombuffer(out.read_bytes(), dtype="<i2").astype(np.float32) / 32768
-        y = audio.resample(y, 8000, sample_rate)
-        return Resynthesis(None, {None: np.pad(y[: x.size], (0, max(0, x.size - y.size)))})
+        return Resynthesis(None, {None: _to_length(audio.resample(y, 8000, sample_rate), x.size)})
 
     def measured_bps(self) -> float | None:
         return float(self.MODES[self.mode])
+
+
+def _to_length(y: np.ndarray, n: int) -> np.ndarray:
+    """A classical codec's output cut or zero-padded to the input's `n` samples."""
+    return np.pad(y[:n], (0, max(0, n - y.size)))
 
 
 PSEUDO_MODELS = {"identity": IdentityCandidate, "opus": OpusCandidate, "codec2": Codec2Candidate}

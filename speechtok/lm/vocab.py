@@ -13,6 +13,7 @@ written as format 2 (format 1 readers would misplace them).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -79,12 +80,12 @@ class LMVocab:
         """The first code id: codebook q's codes are `offset + q * codebook_size + code` (equal sizes)."""
         return len(self.specials)
 
-    @property
+    @functools.cached_property
     def sizes(self) -> np.ndarray:
         """[num_codebooks] each codebook's size."""
         return np.asarray(self.codebook_sizes or [self.codebook_size] * self.num_codebooks, dtype=np.int64)
 
-    @property
+    @functools.cached_property
     def starts(self) -> np.ndarray:
         """[num_codebooks] each codebook's first id."""
         return self.offset + np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
