@@ -246,6 +246,7 @@ def _tiny_layouts(folder: Path) -> dict[str, Path]:
         out["bigcodec"] = folder / "bigcodec"
     from .test_dualcodec import PINNED_DUALCODEC
     from .test_qwen_tts import PINNED_QWEN_TTS
+    from .test_stable_codec import PINNED_STABLE_CODEC
     from .test_xcodec2 import PINNED_VQ, run_official
 
     if importlib.util.find_spec("neucodec") and importlib.util.find_spec("xcodec2") and PINNED_VQ.is_dir():
@@ -258,6 +259,9 @@ def _tiny_layouts(folder: Path) -> dict[str, Path]:
         shutil.copy(out["dualcodec"] / "dualcodec" / "dualcodec_12hz_16384_4096.safetensors",
                     out["dualcodec"] / "dualcodec" / "dualcodec_25hz_16384_1024.safetensors")  # both releases' names
         out["dualcodec:w2v"], out["dualcodec"] = out["dualcodec"] / "w2v", out["dualcodec"] / "dualcodec"
+    if PINNED_STABLE_CODEC.is_dir():  # stabilityai/stable-codec-speech-16k's two files, by the packages' own classes
+        run_official("stable_codec_official.py", folder / "sc", PINNED_STABLE_CODEC, "--layout-only")
+        out["stable-codec"] = folder / "sc" / "stable-codec"
     if importlib.util.find_spec("s3tokenizer") and importlib.util.find_spec("onnx"):
         from .test_s3tokenizer import tiny_v2, tiny_v3, write_onnx, write_onnx_v3
 
@@ -310,5 +314,5 @@ print(json.dumps(out))
     loaded = json.loads(run.stdout)
     assert sorted(loaded) == sorted(names) and all(source == name and ok for name, (source, _, ok) in loaded.items())
     optional = {"s3tokenizer-v2", "s3tokenizer-v3", "neucodec", "bigcodec", "qwen-tts-12hz", "dualcodec-12hz",
-                "dualcodec-25hz"}  # where their packages are installed (.ci/run installs them)
+                "dualcodec-25hz", "stable-codec", "stable-codec-400bps"}  # where the packages are (.ci/run has them)
     assert {n.partition("?")[0] for n in names} >= set(zoo.ZOO) - optional

@@ -104,6 +104,14 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
              "1 x 16384 + 11 x 1024", "3.1", repo="amphion/dualcodec",
              files=("dualcodec_25hz_16384_1024.safetensors", "w2vbert2_mean_var_stats_emilia.pt"),
              options="model=25hz_v1", companions=(W2V_BERT,)),
+    ZooEntry("stable-codec", "stable-codec", "Stable Codec: a transformer autoencoder (TAAE), post-hoc residual FSQ "
+             "(2 x 15625 at 25 Hz)", "Stability AI Community License (gated)", 16000, 25.0, "2 x 15625", "0.7",
+             repo="stabilityai/stable-codec-speech-16k", files=("model_config.json", "model.ckpt"),
+             options="posthoc=2x15625_700bps"),
+    ZooEntry("stable-codec-400bps", "stable-codec", "Stable Codec with its one-codebook post-hoc FSQ (46656 codes "
+             "at 25 Hz)", "Stability AI Community License (gated)", 16000, 25.0, "1 x 46656", "0.39",
+             repo="stabilityai/stable-codec-speech-16k", files=("model_config.json", "model.ckpt"),
+             options="posthoc=1x46656_400bps"),
     ZooEntry("dac-16khz", "dac", "Descript Audio Codec 16 kHz", "MIT", 16000, 50.0, "12 x 1024", "6",
              url="https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.5/weights_16khz.pth"),
     ZooEntry("dac-24khz", "dac", "Descript Audio Codec 24 kHz", "MIT", 24000, 75.0, "32 x 1024", "24",
@@ -167,7 +175,7 @@ def is_cached(entry: ZooEntry) -> bool:
 def _hub_files(entry: ZooEntry, repo: str | None, files: tuple[str, ...], revision: str) -> Path:
     """Each file from the Hugging Face cache when it is there (no request at all), else downloaded into it."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError
 
     if repo is None:
         raise CheckpointError(f"{entry.name}: neither a hub repository nor a URL")
@@ -186,6 +194,9 @@ def _hub_files(entry: ZooEntry, repo: str | None, files: tuple[str, ...], revisi
                 f"{entry.name}: {repo}/{name} is not in the Hugging Face cache and the hub cannot be reached "
                 f"(offline, or HF_HUB_OFFLINE=1); run `speechtok fetch {entry.name}` where there is a network (same "
                 f"HF_HOME), or load a local copy: {entry.adapter}:/path/to/it") from None
+        except GatedRepoError:
+            raise CheckpointError(f"{entry.name}: {repo} is gated: accept its licence on the hub's page of it, then "
+                                  "log in (`hf auth login`, or HF_TOKEN) and fetch again") from None
         except OSError as e:  # HTTP errors (a missing file, a gated repository) are OSErrors in huggingface_hub
             raise CheckpointError(f"{entry.name}: cannot fetch {repo}/{name} ({' '.join(str(e).split())[:200]})"
                                   ) from None

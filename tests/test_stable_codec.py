@@ -1,0 +1,104 @@
+"""Stable Codec behind the speechtok API, against stable-codec 0.1.2's `StableCodec.encode` / `decode` on
+stable-audio-tools 0.0.19's TAAE: the packages' model built small in a process of its own
+(tests/peers/stable_codec_official.py), saved in the publisher's layout (model_config.json + model.ckpt), loaded by
+path. The adapter itself needs neither package."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import speechtok
+from speechtok.adapters.stable_codec import windowed_attention
+from speechtok.errors import CheckpointError
+
+from .test_adapters import _check_batch
+from .test_xcodec2 import run_official
+
+PINNED_STABLE_CODEC = Path(sys.prefix) / "pinned" / "stable-codec-0.1.2"  # .ci/run installs both packages there
+BOTTLENECKS = {"none": [17**6], "2x15625_700bps": [15625] * 2, "4x729_1000bps": [729] * 4}
+
+
+@pytest.fixture(scope="module")
+def official(tmp_path_factory) -> Path:
+    return run_official("stable_codec_official.py", tmp_path_factory.mktemp("stable_codec"), PINNED_STABLE_CODEC)
+
+
+def test_stable_codec_matches_the_package(official):
+    """The package attends to every frame on a CPU (it windows only through FlashAttention): `window=full`."""
+    from safetensors.torch import load_file
+
+    expected = load_file(official / "expected.safetensors")
+    for name, sizes in BOTTLENECKS.items():
+        tok = speechtok.load(f"stable-codec:{official / 'stable-codec'}?window=full&posthoc={name}")
+        assert (tok.sample_rate, tok.frame_rate, tok.codebook_sizes) == (16000, 200, sizes)
+        assert tok.bitrate == pytest.approx(200 * sum(torch.tensor(sizes).double().log2().tolist()))
+        for n in (16000, 8560):
+            codes = tok.encode(expected[f"wav_{n}"], 16000)
+            assert len(set(codes.codes[0, 0].tolist())) > 10  # codes vary
+            torch.testing.assert_close(codes.codes, expected[f"codes_{name}_{n}"].long(), rtol=0, atol=0)
+            theirs = expected[f"audio_{name}_{n}"]
+            assert theirs.std() > 0.1
+            torch.testing.assert_close(tok.decode(codes), theirs, atol=2e-5, rtol=0)
+    _check_batch(tok, 16000, 7000)
+
+
+def test_fewer_stages_decode_coarser(official):
+    wav = 0.1 * torch.randn(1, 1, 12000, generator=torch.Generator().manual_seed(3))
+    full = speechtok.load(f"stable-codec:{official / 'stable-codec'}?posthoc=4x729_1000bps")
+    one = speechtok.load(f"stable-codec:{official / 'stable-codec'}?posthoc=4x729_1000bps&q=1")
+    codes, first = full.encode(wav, 16000), one.encode(wav, 16000)
+    assert one.num_codebooks == 1 and torch.equal(first.codes, codes.codes[:, :1])
+    assert first.codes.shape[-1] == 150  # 12000 samples: 150 frames of 80
+    coarse, fine = one.decode(first), full.decode(codes)
+    assert coarse.shape == fine.shape == wav.shape and (coarse - fine).abs().max() > 1e-3
+
+
+def test_attention_is_windowed_as_configured(official):
+    """The config's window [3, 4] frames (the default) gives other codes than attending to every frame."""
+    wav = 0.1 * torch.randn(1, 1, 16000, generator=torch.Generator().manual_seed(4))
+    windowed = speechtok.load(f"stable-codec:{official / 'stable-codec'}")
+    full = speechtok.load(f"stable-codec:{official / 'stable-codec'}?window=full")
+    wide = speechtok.load(f"stable-codec:{official / 'stable-codec'}?window=1000,1000")
+    assert windowed.num_codebooks == 2  # the default post-hoc bottleneck, 2 x 15625
+    a, b, c = (t.encode(wav, 16000).codes for t in (windowed, full, wide))
+    assert torch.equal(b, c) and not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("window", [(3, 4), (0, 0), (700, 2), None])
+def test_windowed_attention_is_a_banded_mask(window):
+    q, k, v = torch.randn(3, 2, 2, 1100, 16, generator=torch.Generator().manual_seed(0)).unbind(0)
+    offset = torch.arange(1100)[None] - torch.arange(1100)[:, None]
+    band = torch.ones_like(offset, dtype=torch.bool) if window is None else \
+        (offset >= -window[0]) & (offset <= window[1])
+    scores = (q @ k.transpose(-1, -2) / 4).masked_fill(~band, float("-inf"))
+    torch.testing.assert_close(windowed_attention(q, k, v, None if window is None else list(window)),
+                               scores.softmax(-1) @ v, atol=1e-5, rtol=1e-5)
+
+
+def test_stable_codec_refuses_what_it_cannot_read(official, tmp_path):
+    source = official / "stable-codec"
+    with pytest.raises(CheckpointError, match="posthoc='8x9'; choose one of 1x46656_400bps"):
+        speechtok.load(f"stable-codec:{source}?posthoc=8x9")
+    with pytest.raises(CheckpointError, match="window='wide'; give LEFT,RIGHT"):
+        speechtok.load(f"stable-codec:{source}?window=wide")
+    with pytest.raises(CheckpointError, match="q=3 is out of range 1..2"):
+        speechtok.load(f"stable-codec:{source}?q=3")
+    shutil.copy(source / "model.ckpt", tmp_path / "model.ckpt")
+    with pytest.raises(CheckpointError, match="expected model_config.json and model.safetensors or model.ckpt"):
+        speechtok.load(f"stable-codec:{tmp_path}")
+    config = json.loads((source / "model_config.json").read_text())
+    config["model"]["encoder"]["type"] = "oobleck"
+    (tmp_path / "model_config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="encoder 'oobleck', decoder 'taae'; Stable Codec's are 'taae'"):
+        speechtok.load(f"stable-codec:{tmp_path}")
+    config["model"]["encoder"]["type"] = "taae"
+    config["model"]["encoder"]["config"]["channels"] = 16  # weights of another width
+    (tmp_path / "model_config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="weights do not fit the model"):
+        speechtok.load(f"stable-codec:{tmp_path}")
