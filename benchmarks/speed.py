@@ -244,9 +244,25 @@ def _dualcodec_12hz() -> Tokenizer:
     return dualcodec.tokenizer(model, model.num_codebooks, {"path": "random weights", "sha256": "-"})
 
 
+def _stable_codec() -> Tokenizer:
+    """Stable Codec at the paper's size (~950 M parameters, 320-sample patches, a 6-d latent at 25 Hz), random
+    weights. Its config is published only behind the gated repository: the layout here is assumed (two TAAE blocks
+    1024 wide at 50 and 25 Hz, 14 transformer layers each, the TAAE's default window of 63 + 64 frames), sized to
+    the published parameter count."""
+    from speechtok.adapters import stable_codec
+
+    arch = {"sample_rate": 16000, "patch_size": 320, "in_channels": 320, "out_channels": 320, "channels": 1024,
+            "c_mults": [1, 1], "strides": [1, 2], "transformer_depths": [14, 14], "latent_dim": 6,
+            "use_snake": False, "layer_scale": True, "use_dilated_conv": False, "sliding_window": [63, 64],
+            "soft_clip": False, "fsq_levels": [17] * 6}
+    model = stable_codec.StableCodecModel(arch, list(stable_codec.PRESETS[stable_codec.DEFAULT_PRESET])).eval()
+    return stable_codec.tokenizer(model, 2, {"path": "random weights", "sha256": "-"})
+
+
 ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2, "s3tokenizer-v3": _s3tokenizer_v3,
                 "xcodec2": lambda: _xcodec2_family("xcodec2"), "neucodec": lambda: _xcodec2_family("neucodec"),
-                "bigcodec": _bigcodec, "qwen-tts-12hz": _qwen_tts_12hz, "dualcodec-12hz": _dualcodec_12hz}
+                "bigcodec": _bigcodec, "qwen-tts-12hz": _qwen_tts_12hz, "dualcodec-12hz": _dualcodec_12hz,
+                "stable-codec": _stable_codec}
 
 
 def _zoo_peer(ps, tok: Tokenizer, name: str):
