@@ -182,8 +182,8 @@ def test_cli_eval_in_worker_processes(manifest, tiny_ckpt, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "out" / "results.json"
     res = subprocess.run([sys.executable, "-m", "speechtok.cli", "eval", "identity", str(tiny_ckpt), "--data",
-                          str(manifest), "--limit", "1", "--n-q", "1,4", "--metrics", "pesq_wb", "maxdiff",
-                          "--workers", "1", "--samples", "1", "-o", str(out)],
+                          str(manifest), "--limit", "1", "--n-q", "1,4", "--metrics", "pesq_wb", "maxdiff", "f0",
+                          "--f0-tracker", "yin", "--workers", "1", "--samples", "1", "-o", str(out)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "| identity | — | — | — | — | — | — | — | — | 4.64" in res.stdout  # the Markdown table on stdout
@@ -191,6 +191,8 @@ def test_cli_eval_in_worker_processes(manifest, tiny_ckpt, tmp_path):
     assert loaded["command"].startswith("speechtok eval identity")
     assert [(r["n_q"], len(r["utterances"])) for r in loaded["rows"]] == [(None, 1), (1, 1), (4, 1)]
     assert loaded["rows"][1]["aggregate"]["maxdiff"]["mean"] > 0 and loaded["protocol"]["workers"] == 1
+    assert loaded["protocol"]["metrics"]["f0"]["backend"] == "yin"  # the tracker chosen, in the worker too
+    assert loaded["rows"][0]["aggregate"]["vde"]["mean"] == 0.0  # identity: the same voicing
     samples = out.parent / loaded["samples"]["dir"]
     assert samples == out.parent / "results.samples"
     wavs = sorted(p.relative_to(samples).as_posix() for p in samples.rglob("*.wav"))

@@ -100,3 +100,49 @@ def test_prosody_voicing_error_against_silence():
     assert 0.35 < p.vde < 0.6
     silent = prosody(ref, np.zeros_like(ref), 16000)
     assert math.isnan(silent.f0_rmse_cents) and silent.voiced_frames == 0 and silent.vde > 0.8
+
+
+# -- YIN, the fast F0 tracker ------------------------------------------------------------------------------------
+
+
+def _harmonic(f0: np.ndarray, sr: int) -> np.ndarray:
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    return (0.2 * sum(np.sin(k * phase) / k for k in range(1, 8))).astype(np.float32)
+
+
+def test_yin_follows_a_glide_and_rejects_noise_and_silence():
+    from speechtok.eval.yin import yin_pitch
+
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    truth = 100 * 3 ** (t / 3)  # 100 -> 300 Hz over 3 s
+    track, voiced = yin_pitch(_harmonic(truth, sr), sr, 50.0, 800.0)
+    assert track.shape == voiced.shape == (3 * sr // 160 + 1,)  # CREPE's frames
+    core = slice(5, -5)
+    assert voiced[core].all()
+    cents = 1200 * np.log2(track[core] / truth[np.minimum(np.arange(track.size) * 160, truth.size - 1)][core])
+    assert np.median(np.abs(cents)) < 5 and np.abs(cents).max() < 15
+    noise = 0.1 * np.random.default_rng(0).standard_normal(sr).astype(np.float32)
+    assert yin_pitch(noise, sr, 50.0, 800.0)[1].mean() < 0.1
+    assert not yin_pitch(np.zeros(sr, np.float32), sr, 50.0, 800.0)[1].any()
+
+
+def test_yin_at_other_rates_and_the_tracker_choice(monkeypatch):
+    pytest.importorskip("soxr")
+    import importlib
+
+    from speechtok.eval.yin import yin_pitch
+
+    prosody_module = importlib.import_module("speechtok.eval.prosody")  # the package exports a function of that name
+    sr = 24000
+    voice = _harmonic(np.full(sr, 180.0), sr)
+    track, voiced = yin_pitch(voice, sr, 50.0, 800.0)
+    assert track.shape == (16000 // 160 + 1,) and voiced[5:-5].all()
+    assert np.abs(1200 * np.log2(track[5:-5] / 180.0)).max() < 5
+    monkeypatch.setenv("SPEECHTOK_F0_TRACKER", "yin")
+    assert prosody_module.pitch_backend() == "yin" and prosody_module.prosody_protocol()["backend"] == "yin"
+    up = _harmonic(np.full(sr, 180.0 * 2 ** (100 / 1200)), sr)
+    assert prosody(voice, up, sr).f0_rmse_cents == pytest.approx(100, abs=5)
+    monkeypatch.setenv("SPEECHTOK_F0_TRACKER", "swipe")
+    with pytest.raises(ValueError, match="SPEECHTOK_F0_TRACKER='swipe': unknown pitch tracker"):
+        prosody_module.pitch_backend()

