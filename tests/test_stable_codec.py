@@ -30,12 +30,13 @@ def official(tmp_path_factory) -> Path:
 
 
 def test_stable_codec_matches_the_package(official):
-    """The package attends to every frame on a CPU (it windows only through FlashAttention): `window=full`."""
+    """The package attends to every frame on a CPU (it windows only through FlashAttention): `window=full`; its
+    `encode` of a tensor does not normalise the level: `loudness=off`."""
     from safetensors.torch import load_file
 
     expected = load_file(official / "expected.safetensors")
     for name, sizes in BOTTLENECKS.items():
-        tok = speechtok.load(f"stable-codec:{official / 'stable-codec'}?window=full&posthoc={name}")
+        tok = speechtok.load(f"stable-codec:{official / 'stable-codec'}?window=full&loudness=off&posthoc={name}")
         assert (tok.sample_rate, tok.frame_rate, tok.codebook_sizes) == (16000, 200, sizes)
         assert tok.bitrate == pytest.approx(200 * sum(torch.tensor(sizes).double().log2().tolist()))
         for n in (16000, 8560):
@@ -46,6 +47,38 @@ def test_stable_codec_matches_the_package(official):
             assert theirs.std() > 0.1
             torch.testing.assert_close(tok.decode(codes), theirs, atol=2e-5, rtol=0)
     _check_batch(tok, 16000, 7000)
+
+
+def test_items_are_brought_to_minus_20_lufs_first(official):
+    """As the publisher's encode of a file: the level does not change the codes, within the clipping limit."""
+    from speechtok import audio
+
+    source = official / "stable-codec"
+    wav = 0.05 * torch.randn(1, 1, 16000, generator=torch.Generator().manual_seed(6))
+    tok = speechtok.load(f"stable-codec:{source}")
+    codes, louder = tok.encode(wav, 16000).codes, tok.encode(4 * wav, 16000).codes
+    assert torch.equal(codes, louder)
+    gain = 10 ** ((-20 - audio.loudness(wav[0], 16000)) / 20)
+    as_given = speechtok.load(f"stable-codec:{source}?loudness=off")
+    assert torch.equal(as_given.encode(gain * wav, 16000).codes, codes)
+    assert not torch.equal(as_given.encode(wav, 16000).codes, codes)
+    quiet = speechtok.load(f"stable-codec:{source}?loudness=-30")
+    assert torch.equal(quiet.encode(wav, 16000).codes, as_given.encode(gain / 10 ** 0.5 * wav, 16000).codes)
+    silence = torch.zeros(1, 1, 16000)  # left alone, not amplified
+    assert torch.equal(tok.encode(silence, 16000).codes, as_given.encode(silence, 16000).codes)
+
+
+def test_loudness_is_bs1770s():
+    from speechtok.audio import loudness
+
+    sine = torch.sin(2 * torch.pi * 1000 * torch.arange(48000 * 2) / 48000)[None]
+    assert loudness(0.5 * sine, 48000) == pytest.approx(-3.01 - 6.02, abs=0.05)  # full-scale 1 kHz: -3.01 LKFS
+    noise = 0.1 * torch.randn(2, 3 * 16000, generator=torch.Generator().manual_seed(0))
+    noise[:, 16000:24000] *= 1e-3  # a quiet stretch, gated out
+    pyloudnorm = pytest.importorskip("pyloudnorm")
+    assert loudness(noise, 16000) == pytest.approx(pyloudnorm.Meter(16000).integrated_loudness(noise.T.numpy()),
+                                                   abs=1e-6)
+    assert loudness(noise[:, :6000], 16000) != loudness(noise[:, :6000], 16000)  # under one 400 ms block: NaN
 
 
 def test_fewer_stages_decode_coarser(official):
@@ -87,6 +120,8 @@ def test_stable_codec_refuses_what_it_cannot_read(official, tmp_path):
         speechtok.load(f"stable-codec:{source}?posthoc=8x9")
     with pytest.raises(CheckpointError, match="window='wide'; give LEFT,RIGHT"):
         speechtok.load(f"stable-codec:{source}?window=wide")
+    with pytest.raises(CheckpointError, match="loudness='loud'; give a target in LUFS"):
+        speechtok.load(f"stable-codec:{source}?loudness=loud")
     with pytest.raises(CheckpointError, match="q=3 is out of range 1..2"):
         speechtok.load(f"stable-codec:{source}?q=3")
     shutil.copy(source / "model.ckpt", tmp_path / "model.ckpt")

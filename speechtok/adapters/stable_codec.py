@@ -17,7 +17,12 @@ packages pin torch 2.4 and import the whole diffusion stack); parity with them: 
 Attention is windowed as the config says (`sliding_window` [left, right] frames, FlashAttention's `window_size`),
 on any device: the publisher's code windows only through FlashAttention on a GPU and attends to every frame
 elsewhere, which its README warns degrades the output. `window=full` reproduces that fallback.
-The publisher's `encode(path)` first normalises the file to -20 LUFS; this adapter encodes the audio as given.
+
+Each item is first brought to -20 LUFS, as the publisher's `encode` of a file does (stable-audio-tools'
+VolumeNorm: BS.1770 loudness, `audio.loudness`; near-silence left alone; scaled to a 0.95 peak where the gain would
+clip); `loudness=DB` sets another target, `loudness=off` encodes the audio as given (the publisher's `encode` of a
+tensor). The loudness is BS.1770's (pyloudnorm's figure); torchaudio's, which the publisher uses, clips the
+K-weighted signal at full scale, so the two differ for inputs near 0 dBFS.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import audio
 from ..errors import CheckpointError
 from ..fileio import checkpoint_identity
 from ..layers.seanet import fold_weight_norm_keys
@@ -54,6 +60,8 @@ PRESETS: dict[str, tuple[tuple[tuple[int, ...], float], ...]] = {
     "4x729_1000bps": (((3,) * 6, 1.0), ((3,) * 6, 0.5), ((3,) * 6, 0.25), ((3,) * 6, 0.125)),
 }
 DEFAULT_PRESET = "2x15625_700bps"
+TARGET_LUFS = -20.0  # StableCodec.encode's VolumeNorm([-20, 0]) (the model trained on -20 +- 5 LUFS)
+SILENCE_ENERGY = 1e-6  # VolumeNorm leaves items with a mean square below it alone
 HEAD_DIM = 128  # TAAEBlock's dim_heads
 NORM_EPS, QK_NORM_EPS = 1e-2, 1e-6
 ATTENTION_CHUNK = 512  # queries per windowed-attention call: the mask stays chunk x (chunk + window)
@@ -72,7 +80,8 @@ def load(spec: str | None, device=None) -> Tokenizer:
     if window is not None:
         arch["sliding_window"] = _window_option(window, spec)
     stages = _stages(options.get("posthoc", DEFAULT_PRESET), arch, spec)
-    model = StableCodecModel(arch, stages, posthoc=options.get("posthoc") != "none")
+    model = StableCodecModel(arch, stages, posthoc=options.get("posthoc") != "none",
+                             loudness=_loudness_option(options.get("loudness", str(TARGET_LUFS)), spec))
     load_weights(model, _model_state(read_state(weights), weights), weights)
     q = select_q(options, spec, len(stages))
     return tokenizer(model, q, checkpoint_identity([config_file, weights]), device)
@@ -81,13 +90,13 @@ def load(spec: str | None, device=None) -> Tokenizer:
 def tokenizer(model: StableCodecModel, q: int, checkpoint: dict, device=None) -> Tokenizer:
     sizes = [math.prod(levels) for levels, _ in model.stages[:q]]
     cfg = PeerConfig("stable-codec", "stable-audio-tools", model.sample_rate, model.hop_length, q, max(sizes),
-                     canonical({**model.arch, "stages": model.stages[:q]}))
+                     canonical({**model.arch, "stages": model.stages[:q], "loudness": model.loudness}))
     parts = PeerParts(encode=lambda m, wav: m.encode(wav), quantize=lambda m, z, n_q: m.quantize(z, n_q),
                       dequantize=lambda m, codes: m.dequantize(codes), decode=lambda m, z: m.decode(z))
     window = model.arch["sliding_window"]
+    level = "as given" if model.loudness is None else f"each item brought to {model.loudness:g} LUFS first"
     notes = (f"FSQ stages {[f'{len(lv)}x{lv[0]} levels, scale {s:g}' for lv, s in model.stages[:q]]}; attention "
-             f"window {'every frame' if window is None else f'{window[0]} left, {window[1]} right'}; no -20 LUFS "
-             "normalisation before encoding (the publisher's encode of a file does it)")
+             f"window {'every frame' if window is None else f'{window[0]} left, {window[1]} right'}; input {level}")
     tok = peer_tokenizer(model, parts, cfg, dim=model.arch["latent_dim"], checkpoint=checkpoint,
                          package="stable-codec", device=device, pad_to_hop=True, notes=notes,
                          codebook_sizes=sizes if len(set(sizes)) > 1 else None)
@@ -140,6 +149,15 @@ def arch_from_config(config: dict, path: Path) -> dict:
         raise CheckpointError(f"{path}: not a stable-audio-tools TAAE config ({type(err).__name__}: {err})") from None
 
 
+def _loudness_option(text: str, spec: str | None) -> float | None:
+    if text == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CheckpointError(f"{spec}: loudness={text!r}; give a target in LUFS (e.g. -20) or 'off'") from None
+
+
 def _window_option(text: str, spec: str | None) -> list[int] | None:
     if text == "full":
         return None
@@ -179,10 +197,12 @@ def _model_state(ckpt: object, path: Path) -> dict[str, Tensor]:
 class StableCodecModel(nn.Module):
     """Patching, the TAAE encoder and decoder (the checkpoint's `encoder.*` / `decoder.*`) and the FSQ stages."""
 
-    def __init__(self, arch: dict, stages: list[tuple[tuple[int, ...], float]], posthoc: bool = True) -> None:
+    def __init__(self, arch: dict, stages: list[tuple[tuple[int, ...], float]], posthoc: bool = True,
+                 loudness: float | None = None) -> None:
         super().__init__()
         self.arch, self.stages = arch, [(tuple(levels), float(scale)) for levels, scale in stages]
         self.posthoc = posthoc  # False: the training bottleneck
+        self.loudness = loudness  # LUFS each item is brought to before encoding; None: as given
         self.sample_rate, self.patch_size = arch["sample_rate"], arch["patch_size"]
         self.hop_length = self.patch_size * math.prod(arch["strides"])
         self.frame_rate = self.sample_rate / self.hop_length
@@ -208,9 +228,22 @@ class StableCodecModel(nn.Module):
 
     def encode(self, wav: Tensor) -> Tensor:
         """[B, C, T] (T a multiple of the hop) -> pre-bottleneck latents [B, latent, T / hop]"""
+        if self.loudness is not None:
+            wav = torch.stack([self.normalize(item) for item in wav])
         b, c, t = wav.shape
         patches = wav.reshape(b, c, t // self.patch_size, self.patch_size).permute(0, 1, 3, 2)
         return self.encoder(patches.reshape(b, c * self.patch_size, -1))
+
+    def normalize(self, item: Tensor) -> Tensor:
+        """[C, T] at `self.loudness` LUFS, as stable-audio-tools' VolumeNorm does it."""
+        if item.pow(2).mean() < SILENCE_ENERGY:
+            return item
+        lufs = audio.loudness(item, self.sample_rate)
+        if not math.isfinite(lufs):  # shorter than one 400 ms block, or gated out
+            return item
+        out = item * 10 ** ((self.loudness - lufs) / 20)
+        peak = out.abs().max()
+        return out / peak * 0.95 if peak > 1.0 else out
 
     def quantize(self, z: Tensor, n_q: int) -> Tensor:
         """The training bottleneck on tanh(z) as the model computes it, or stable-codec's residual FSQ: tanh in
