@@ -95,10 +95,11 @@ def tokenizer(model: StableCodecModel, q: int, checkpoint: dict, device=None) ->
                       dequantize=lambda m, codes: m.dequantize(codes), decode=lambda m, z: m.decode(z))
     window = model.arch["sliding_window"]
     level = "as given" if model.loudness is None else f"each item brought to {model.loudness:g} LUFS first"
-    notes = (f"FSQ stages {[f'{len(lv)}x{lv[0]} levels, scale {s:g}' for lv, s in model.stages[:q]]}; attention "
+    notes = ("stable-audio-tools' TAAE and stable-codec's FSQ, written in torch here; "
+             f"FSQ stages {[f'{len(lv)}x{lv[0]} levels, scale {s:g}' for lv, s in model.stages[:q]]}; attention "
              f"window {'every frame' if window is None else f'{window[0]} left, {window[1]} right'}; input {level}")
     tok = peer_tokenizer(model, parts, cfg, dim=model.arch["latent_dim"], checkpoint=checkpoint,
-                         package="stable-codec", device=device, pad_to_hop=True, notes=notes,
+                         package="speechtok", device=device, pad_to_hop=True, notes=notes,
                          codebook_sizes=sizes if len(set(sizes)) > 1 else None)
     tok.name = f"stable-codec-{model.frame_rate:g}hz-q{q}"
     return tok
