@@ -33,6 +33,7 @@ class Files(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
+        self.gated: set[str] = set()  # repositories that answer as the hub does before their licence is accepted
         self.requests: list[str] = []
 
     @property
@@ -56,6 +57,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         server: Files = self.server
         server.requests.append(f"{self.command} {self.path}")
         data = server.files.get(self.path.split("?")[0])
+        if any(self.path.startswith(f"/{repo}/") for repo in server.gated):
+            self.send_response(401)
+            self.send_header("X-Error-Code", "GatedRepo")
+            self.send_header("X-Error-Message", "Access to this model is restricted. You must be authenticated.")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if data is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -171,6 +179,19 @@ def test_a_hub_checkpoint_is_fetched_cached_and_used_offline(server, tmp_path):
     empty = _load_mimi(server, tmp_path / "empty-hf", offline=True)
     assert empty.returncode != 0
     assert "not in the Hugging Face cache" in empty.stderr and "speechtok fetch mimi" in empty.stderr
+
+
+def test_a_gated_repository_says_how_to_get_in(server, tmp_path):
+    """stable-codec's repository is gated: fetching without an accepted licence is one line that says what to do."""
+    server.gated.add("stabilityai/stable-codec-speech-16k")
+    env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env.pop("HF_HUB_OFFLINE", None)
+    run = subprocess.run([sys.executable, "-m", "speechtok.cli", "fetch", "stable-codec"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert run.returncode == 1
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "stabilityai/stable-codec-speech-16k is gated: accept its licence" in lines[0]
+    assert any("/stabilityai/stable-codec-speech-16k/resolve/main/model_config.json" in r for r in server.requests)
 
 
 def test_the_zoo_lists_with_the_bundled_and_fetch_refuses_unknown_names(capsys):
