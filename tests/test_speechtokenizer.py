@@ -130,16 +130,20 @@ def test_long_files_are_windowed_within_the_recurrent_bound():
 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
+    return tiny_teacher(tmp_path_factory.mktemp("teacher") / "units")
+
+
+def tiny_teacher(path, width: int = 12):
     """A tiny hubert-units checkpoint: the teacher's HuBERT (random weights: distillation only needs features)."""
     from speechtok.codecs.hubert import HubertConfig
     from speechtok.models import HubertUnitsConfig, build_hubert_units
     from speechtok.quantizers.kmeans import KMeansConfig
 
-    hubert = HubertConfig(hidden_size=12, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
+    hubert = HubertConfig(hidden_size=width, num_hidden_layers=2, num_attention_heads=2, intermediate_size=2 * width,
                           conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
     torch.manual_seed(0)
-    tok = build_hubert_units(HubertUnitsConfig(hubert=hubert, layer=2, kmeans=KMeansConfig(dim=12, codebook_size=8)))
-    return tok.save(tmp_path_factory.mktemp("teacher") / "units")
+    kmeans = KMeansConfig(dim=width, codebook_size=8)
+    return build_hubert_units(HubertUnitsConfig(hubert=hubert, layer=2, kmeans=kmeans)).save(path)
 
 
 def hybrid_recipe(corpus, teacher, **train):
@@ -181,6 +185,32 @@ def test_distillation_trains_the_encoder_and_projection_not_the_decoder(corpus, 
     assert gen.encoder.model[0].conv.conv.parametrizations.weight.original1.grad.abs().sum() > 0
     assert gen.semantic.transform.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in gen.decoder.parameters())
+
+
+def test_a_hybrid_starts_from_one_distilled_towards_another_teacher(corpus, teacher_dir, tmp_path):
+    """init_from across teachers of other widths: every weight but the semantic projection, which starts fresh."""
+    from speechtok.training.recipe import recipe_from_dict
+    from speechtok.training.trainer import build_task
+
+    torch.manual_seed(0)
+    source = build_task(recipe_from_dict(hybrid_recipe(corpus, teacher_dir))).export().save(tmp_path / "src")
+    recipe = hybrid_recipe(corpus, tiny_teacher(tmp_path / "t8", width=8))
+    recipe["model"]["semantic_dimension"] = 8
+    task = build_task(recipe_from_dict(recipe))
+    fresh = task.generator.semantic.transform.weight.detach().clone()
+    task.init_from(source)
+    ours, theirs = task.export().state_dict(), speechtok.load(source).state_dict()
+    assert {k for k in theirs if k.startswith("semantic.")}  # the projection is part of the weights
+    for key, value in theirs.items():
+        if key.startswith("semantic."):
+            assert ours[key].shape != value.shape
+        else:
+            torch.testing.assert_close(ours[key], value, atol=1e-6, rtol=1e-5)
+    assert torch.equal(task.generator.semantic.transform.weight, fresh)
+    other = hybrid_recipe(corpus, teacher_dir)
+    other["model"]["dimension"] = 20  # another model altogether
+    with pytest.raises(ValueError, match="is not this recipe's model"):
+        build_task(recipe_from_dict(other)).init_from(source)
 
 
 def test_teacher_must_match_the_semantic_dimension(corpus, teacher_dir):

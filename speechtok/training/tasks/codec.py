@@ -58,16 +58,23 @@ class CodecTask(GANTask):
         """Load an exported (folded) checkpoint into the weight-normed generator: assigning a plain weight to a
         weight-norm parametrization sets its magnitude and direction from it."""
         plain = load_checkpoint(checkpoint_dir)
-        if plain.config_hash != self.generator.config_hash:
-            raise ValueError(f"{checkpoint_dir}: config {plain.config_hash} is not this recipe's model "
-                             f"({self.generator.config_hash})")
+        skip = self.init_skips(plain, checkpoint_dir)
         plain_modules = dict(plain.named_modules())
         with torch.no_grad():
             for name, module in self.generator.named_modules():
-                if parametrize.is_parametrized(module, "weight"):
+                if parametrize.is_parametrized(module, "weight") and not name.startswith(skip):
                     module.weight = plain_modules[name].weight.detach().to(module.weight.device)  # via right_inverse
-            state = {k: v for k, v in plain.state_dict().items() if k in self.generator.state_dict()}
+            state = {k: v for k, v in plain.state_dict().items()
+                     if k in self.generator.state_dict() and not k.startswith(skip)}
             self.generator.load_state_dict(state, strict=False)
+
+    def init_skips(self, plain: Tokenizer, checkpoint_dir: Path) -> tuple[str, ...]:
+        """The generator modules (name prefixes) that start fresh rather than from `plain`; a ValueError where
+        `plain` is another model."""
+        if plain.config_hash != self.generator.config_hash:
+            raise ValueError(f"{checkpoint_dir}: config {plain.config_hash} is not this recipe's model "
+                             f"({self.generator.config_hash})")
+        return ()
 
     def export(self) -> Tokenizer:
         tok = copy.deepcopy(self.generator).cpu()

@@ -12,6 +12,7 @@ the frames both have, as the release does.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,14 @@ class SpeechTokenizerTask(CodecTask):
         if not all(0 <= i <= self.teacher.num_layers for i in layers):
             raise ValueError(f"teacher_layers {layers} outside 0..{self.teacher.num_layers}")
         self.layers = layers
+
+    def init_skips(self, plain, checkpoint_dir: Path) -> tuple[str, ...]:
+        """A hybrid distilled towards a teacher of another width starts all but its semantic projection from it
+        (the projection into the teacher's dims starts fresh)."""
+        if dataclasses.replace(plain.config, semantic_dimension=self.model_cfg.semantic_dimension) == self.model_cfg \
+                and plain.config.semantic_dimension != self.model_cfg.semantic_dimension:
+            return ("semantic.",)
+        return super().init_skips(plain, checkpoint_dir)
 
     def frozen(self) -> dict[str, torch.nn.Module]:
         return {**super().frozen(), "teacher": self.teacher}
