@@ -1,8 +1,8 @@
 """Prosody: F0 RMSE in cents and the voicing decision error (VDE) of a resynthesis against its reference,
 both tracked by the same tracker under the same settings: CREPE tiny (`torchcrepe`, see `crepe.py`) where it is
 installed (`pip install 'speechtok[judges]'`), else probabilistic YIN (`librosa.pyin`); or, chosen with
-`speechtok eval --f0-tracker yin`, plain YIN (`yin.py`: ~0.01 core-s per audio second against CREPE's ~0.2, for
-quick runs). The protocol records which (`tracker`); figures of different trackers do not compare.
+`speechtok eval --f0-tracker yin`, plain YIN (`yin.py`: ~0.004 core-s per audio second against CREPE tiny's
+~0.08, for quick runs). The protocol records which (`tracker`); figures of different trackers do not compare.
 
 - frames: hop 10 ms, F0 searched in [`fmin`, `fmax`] (50-800 Hz by default: low male voices to children);
   pyin: `frame_length` = the power of two nearest 64 ms; CREPE: 1024 samples at 16 kHz;
