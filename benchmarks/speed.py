@@ -256,7 +256,7 @@ def _stable_codec() -> Tokenizer:
             "use_snake": False, "layer_scale": True, "use_dilated_conv": False, "sliding_window": [63, 64],
             "soft_clip": False, "fsq_levels": [17] * 6}
     model = stable_codec.StableCodecModel(arch, list(stable_codec.PRESETS[stable_codec.DEFAULT_PRESET])).eval()
-    return stable_codec.tokenizer(model, 2, {"path": "random weights", "sha256": "-"})
+    return stable_codec.tokenizer(model, len(model.stages), {"path": "random weights", "sha256": "-"})
 
 
 ZOO_BUILDERS = {"s3tokenizer-v2": _s3tokenizer_v2, "s3tokenizer-v3": _s3tokenizer_v3,

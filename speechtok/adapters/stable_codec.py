@@ -122,9 +122,8 @@ def arch_from_config(config: dict, path: Path) -> dict:
             raise CheckpointError(f"{path}: pretransform {pretransform}; only 'patched' without oversampling is "
                                   "supported")
         e = enc["config"]
-        for unsupported in ("conformer",):
-            if e.get(unsupported) or dec["config"].get(unsupported):
-                raise CheckpointError(f"{path}: TAAE with {unsupported}=true is not supported")
+        if e.get("conformer") or dec["config"].get("conformer"):
+            raise CheckpointError(f"{path}: TAAE with conformer=true is not supported")
         fsq = bottleneck.get("config", {})
         if fsq.get("num_codebooks", 1) != 1:
             raise CheckpointError(f"{path}: an FSQ bottleneck of {fsq['num_codebooks']} codebooks is not supported")

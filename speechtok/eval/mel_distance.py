@@ -10,13 +10,12 @@ Both signals are mono at the same rate (the reference's native one) and trimmed 
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 from torch import Tensor
 
 from .pesq import mono_pair
+from .reference_cache import fingerprint, remember
 
 __all__ = ["mel_distance", "mel_distance_protocol", "WINDOWS_MS"]
 
@@ -31,15 +30,8 @@ def mel_distance(reference: Tensor | np.ndarray, degraded: Tensor | np.ndarray, 
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     ref, deg = mono_pair(reference, degraded)
-    digest = hashlib.blake2b(np.ascontiguousarray(ref).view(np.uint8), digest_size=16).digest()
-    key = (ref.shape[-1], sample_rate, tuple(windows_ms), digest)
-    hit = None if cache is None else cache.get("mel_reference")
-    if hit is not None and hit[0] == key:
-        ref_logs = hit[1]
-    else:
-        ref_logs = _log_mels(ref, sample_rate, windows_ms)
-        if cache is not None:
-            cache["mel_reference"] = (key, ref_logs)
+    ref_logs = remember(cache, "mel_reference", (fingerprint(ref), sample_rate, tuple(windows_ms)),
+                        lambda: _log_mels(ref, sample_rate, windows_ms))
     deg_logs = _log_mels(deg, sample_rate, windows_ms)
     return float(np.mean([float((r - d).abs().mean()) for r, d in zip(ref_logs, deg_logs)]))
 

@@ -9,11 +9,14 @@ Needs the optional `pystoi` package: `pip install 'speechtok[eval]'`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from torch import Tensor
 
 from ..errors import AudioError
 from .pesq import mono_pair
+from .reference_cache import fingerprint, remember
 from .versions import package_version
 
 __all__ = ["stoi", "stoi_protocol"]
@@ -33,33 +36,17 @@ def stoi(reference: Tensor | np.ndarray, degraded: Tensor | np.ndarray, sample_r
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     ref, deg = mono_pair(reference, degraded)
-    cache = {} if cache is None else cache
-    mask, x_tob = _cached(cache, "stoi_reference", (ref.shape[-1], sample_rate, _digest(ref)),
-                          lambda: _reference_bands(ref, sample_rate))
+    mask, x_tob = remember(cache, "stoi_reference", (fingerprint(ref), sample_rate),
+                           lambda: _reference_bands(ref, sample_rate))
     if x_tob.shape[-1] < SEGMENT:
         raise AudioError(f"reference: too little speech for STOI ({ref.shape[-1] / sample_rate:.2f} s; it needs 30 "
                          "non-silent frames of 25.6 ms after silence removal)")
-    y_tob = _cached(cache, "stoi_degraded", (deg.shape[-1], sample_rate, _digest(deg)),
-                    lambda: _bands(_resampled(deg, sample_rate), mask))
+    y_tob = remember(cache, "stoi_degraded", (fingerprint(deg), sample_rate),
+                     lambda: _bands(_resampled(deg, sample_rate), mask))
     return float(_extended(x_tob, y_tob) if extended else _classic(x_tob, y_tob))
 
 
 SEGMENT = 30  # frames of the intermediate intelligibility measure (pystoi's N)
-
-
-def _cached(cache: dict, name: str, key: tuple, compute):
-    hit = cache.get(name)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    value = compute()
-    cache[name] = (key, value)
-    return value
-
-
-def _digest(x: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8), digest_size=16).hexdigest()
 
 
 def _resampled(x: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -138,6 +125,7 @@ def _import_pystoi():
     return pystoi
 
 
+@functools.cache
 def _pystoi_module():
     """pystoi's `stoi` module (its constants: the package's `stoi` name is the function)."""
     import importlib

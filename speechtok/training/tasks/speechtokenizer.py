@@ -12,8 +12,7 @@ the frames both have, as the release does.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -63,7 +62,7 @@ class SpeechTokenizerTask(CodecTask):
     def init_skips(self, plain, checkpoint_dir: Path) -> tuple[str, ...]:
         """A hybrid distilled towards a teacher of another width starts all but its semantic projection from it
         (the projection into the teacher's dims starts fresh)."""
-        if dataclasses.replace(plain.config, semantic_dimension=self.model_cfg.semantic_dimension) == self.model_cfg \
+        if replace(plain.config, semantic_dimension=self.model_cfg.semantic_dimension) == self.model_cfg \
                 and plain.config.semantic_dimension != self.model_cfg.semantic_dimension:
             return ("semantic.",)
         return super().init_skips(plain, checkpoint_dir)
