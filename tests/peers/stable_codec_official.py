@@ -11,8 +11,8 @@ samplers, torchaudio's resampler, hub download, loudness) is stubbed. Two things
 - the package's factory is replaced by the few lines that build the autoencoder from the config (its own classes).
 
 Writes OUT/stable-codec (`model_config.json` + `model.ckpt`, as stabilityai/stable-codec-speech-16k) and
-OUT/expected.safetensors: for each input and bottleneck, the codes of `StableCodec.encode` and the audio of its
-`decode`.
+OUT/expected.safetensors: for each input, the pre-bottleneck latents, and for each bottleneck, the codes of
+`StableCodec.encode` and the audio of its `decode`.
 """
 
 from __future__ import annotations
@@ -91,12 +91,12 @@ def official_modules():
 def build(config: dict) -> torch.nn.Module:
     ae, bottleneck, pretransforms = official_modules()
     m = config["model"]
+    torch.manual_seed(0)  # the same model in every run: a fixture, not a lottery
     model = ae.AudioAutoencoder(
         ae.TAAEEncoder(**m["encoder"]["config"]), ae.TAAEDecoder(**m["decoder"]["config"]),
         latent_dim=m["latent_dim"], downsampling_ratio=m["downsampling_ratio"], sample_rate=config["sample_rate"],
         io_channels=m["io_channels"], bottleneck=bottleneck.DitheredFSQBottleneck(**m["bottleneck"]["config"]),
         pretransform=pretransforms.PatchedPretransform(**m["pretransform"]["config"]))
-    torch.manual_seed(0)
     with torch.no_grad():  # trained-looking weights: layer scales, norms and snakes away from their inits
         for name, p in model.named_parameters():
             if name.endswith(("scale", "gamma", "q_norm.weight", "k_norm.weight")):
@@ -137,7 +137,8 @@ def main(out: Path, layout_only: bool = False) -> None:
                 posthoc = name != "none"
                 if posthoc:
                     codec.set_posthoc_bottleneck(name)
-                tokens = codec.encode(wav, posthoc_bottleneck=posthoc)[1]
+                latents, tokens = codec.encode(wav, posthoc_bottleneck=posthoc)
+                expected[f"latents_{n}"] = latents
                 codes = torch.cat(tokens, dim=-1) if posthoc else tokens  # [B, T, stages]
                 expected[f"codes_{name}_{n}"] = codes.transpose(1, 2)
                 expected[f"audio_{name}_{n}"] = codec.decode(tokens, posthoc_bottleneck=posthoc)
