@@ -34,18 +34,25 @@ CARD_NAME = "README.md"
 
 
 def save_checkpoint(tok: Tokenizer, directory: str | os.PathLike, card: str | None = None,
-                    dtype: torch.dtype | None = None) -> Path:
+                    dtype: torch.dtype | None = None, dtype_modules: tuple[str, ...] = ()) -> Path:
     """Weights are written folded (no weight-norm hooks), without state that loading derives, and in `dtype`
-    (e.g. torch.float16 halves the file; loading casts back to float32); each file atomically."""
+    (e.g. torch.float16 halves the file; loading casts back to float32), only the weights of `dtype_modules`
+    (top-level names, e.g. ("decoder",): a vocoder halved while the codes' k-means stays exact) when given; each
+    file atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plain = fold_weight_norm(copy.deepcopy(tok).cpu())
     derived = tok.quantizer.derived_state_suffixes
-    state = {k: _cast(v.detach(), dtype).contiguous() for k, v in plain.state_dict().items()
+    unknown = sorted(set(dtype_modules) - {name for name, _ in plain.named_children()})
+    if unknown:
+        raise ValueError(f"dtype_modules {unknown}: not modules of {tok.name}")
+    cast = (lambda k: True) if not dtype_modules else (lambda k: k.split(".", 1)[0] in dtype_modules)
+    state = {k: _cast(v.detach(), dtype if cast(k) else None).contiguous() for k, v in plain.state_dict().items()
              if not k.endswith(derived)}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
-    meta = {**checkpoint_config(tok), "weights_dtype": str(dtype or torch.float32).removeprefix("torch.")}
+    meta = {**checkpoint_config(tok), "weights_dtype": str(dtype or torch.float32).removeprefix("torch."),
+            **({"weights_dtype_modules": list(dtype_modules)} if dtype_modules and dtype is not None else {})}
     write_text(directory / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
     if card is not None:
         write_text(directory / CARD_NAME, card)

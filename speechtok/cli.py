@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--card", default=None, help="model card (markdown) to include as README.md")
     x.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="how the weights are stored (loading casts them back to float32)")
+    x.add_argument("--dtype-only", action="append", default=[], metavar="MODULE",
+                   help="store only this module's weights in --dtype, e.g. decoder (repeatable; default: all)")
     x.add_argument("--no-ema", action="store_true",
                    help="export the last step's weights even when the run keeps an EMA (the default exports the EMA)")
     x.set_defaults(func=cmd_export)
@@ -358,7 +360,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     card = Path(args.card).read_text() if args.card else None
-    out = trainer.export(use_ema=not args.no_ema).save(args.output, card=card, dtype=getattr(torch, args.dtype))
+    try:
+        out = trainer.export(use_ema=not args.no_ema).save(args.output, card=card, dtype=getattr(torch, args.dtype),
+                                                           dtype_modules=tuple(args.dtype_only))
+    except ValueError as e:
+        log.error("%s", e)
+        return 1
     log.warning("wrote %s (step %d)", out, trainer.step)
     return 0
 

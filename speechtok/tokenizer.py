@@ -462,16 +462,18 @@ class Tokenizer(nn.Module):
 
     # -- checkpoints ----------------------------------------------------------------------------------
 
-    def save(self, directory: str | os.PathLike, card: str | None = None, dtype: torch.dtype | None = None) -> Path:
+    def save(self, directory: str | os.PathLike, card: str | None = None, dtype: torch.dtype | None = None,
+             dtype_modules: tuple[str, ...] = ()) -> Path:
         """Write `config.json` + `model.safetensors` (+ `README.md` model card) to `directory`; `dtype`
-        (e.g. torch.float16) is how the weights are stored, and loading casts them back to float32."""
+        (e.g. torch.float16) is how the weights are stored, of only `dtype_modules` (e.g. ("decoder",)) when
+        given, and loading casts them back to float32."""
         if not self.savable:
             where = f" ({self.checkpoint['path']})" if self.checkpoint else ""
             raise CheckpointError(f"{self.name}: another package's model, loaded from its official checkpoint{where}; "
                                   "it is not saved as a speechtok checkpoint")
         from .checkpoint import save_checkpoint
 
-        return save_checkpoint(self, directory, card=card, dtype=dtype)
+        return save_checkpoint(self, directory, card=card, dtype=dtype, dtype_modules=dtype_modules)
 
     def extra_repr(self) -> str:
         text = (f"name={self.name!r}, sample_rate={self.sample_rate}, frame_rate={self.frame_rate:g}, "

@@ -108,6 +108,23 @@ def test_half_precision_weights_and_derived_state(tiny_ckpt, tmp_path):
     assert (half / "model.safetensors").stat().st_size < 0.6 * full
 
 
+def test_only_the_named_modules_are_halved(tiny_ckpt, tmp_path):
+    """A vocoder stored in float16 beside codes-making weights kept exact: the codes do not change."""
+    tok = speechtok.load(tiny_ckpt)
+    half = tok.save(tmp_path / "half-decoder", dtype=torch.float16, dtype_modules=("decoder",))
+    meta = json.loads((half / "config.json").read_text())
+    assert (meta["weights_dtype"], meta["weights_dtype_modules"]) == ("float16", ["decoder"])
+    stored = load_file(half / "model.safetensors")
+    assert {k.split(".")[0] for k, v in stored.items() if v.dtype == torch.float16} == {"decoder"}
+    assert all(v.dtype == torch.float32 for k, v in stored.items() if v.is_floating_point() and
+               not k.startswith("decoder."))
+    wav = 0.1 * torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(0))
+    back = speechtok.load(half)
+    assert torch.equal(back.encode(wav, tok.sample_rate).codes, tok.encode(wav, tok.sample_rate).codes)
+    with pytest.raises(ValueError, match="vocoder"):
+        tok.save(tmp_path / "bad", dtype=torch.float16, dtype_modules=("vocoder",))
+
+
 def test_written_files_are_readable_by_others(tiny_ckpt, tmp_path):
     """Atomic writes go through mkstemp (mode 0600); the final files get the ordinary umask mode."""
     import os

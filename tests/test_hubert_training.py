@@ -228,3 +228,52 @@ def test_a_unit_vocoder_learns_whisper_units(corpus, tmp_path):
     assert sum(mels[-3:]) / 3 < sum(mels[:3]) / 3, mels
     tok = speechtok.load(task.export().save(tmp_path / "full"))
     assert tok.family == "whisper-units" and tok.decode(tok.encode(speech(1.0), 16000)).shape == (1, 1, 16000)
+
+
+def test_a_unit_vocoder_trains_on_the_units_of_whole_files(corpus, tmp_path):
+    """`task_config.unit_codes`: each crop comes with its file's units at the same frames (Whisper's units of a
+    crop depend on the file around it), from a pre-tokenized dataset of the units model, none computed per step."""
+    from speechtok.audio import load
+    from speechtok.errors import ArgumentError
+    from speechtok.models.whisper_units import build_whisper_units
+    from speechtok.training.data import crop_offset
+
+    from .test_whisper_units import SMALL
+
+    torch.manual_seed(0)
+    units = build_whisper_units(SMALL, name="whisper-units-small")
+    units.quantizer.centroids.normal_()
+    units.save(tmp_path / "units")
+    speechtok.pretokenize(tmp_path / "units", corpus, tmp_path / "unit-codes", num_workers=0)
+    recipe = vocoder_recipe(corpus, tmp_path / "units", grad_accum=2)
+    recipe["model"] = {**TINY_VOCODER, "input_dim": SMALL.whisper.width, "embed_kernel_size": 1}
+    recipe["task_config"]["unit_codes"] = str(tmp_path / "unit-codes")
+    task = build_task(recipe_from_dict(recipe))
+    data = recipe_from_dict(recipe).data
+    ds = task.dataset(data, seed=0)
+    frames = 8000 // 320
+    for i, item in enumerate(ds.items):
+        wav, crop_units = ds[(3, i)]
+        whole = load(item.path, 16000)
+        file_units = units.encode(whole, 16000).codes[0, 0]
+        start = crop_offset(len(file_units), frames, 0, 3, i)
+        assert wav.shape == (1, frames * 320) and crop_units.shape == (frames,)
+        assert torch.equal(crop_units, file_units[start:start + frames])
+        torch.testing.assert_close(wav[0], whole[0, 0, start * 320:(start + frames) * 320], atol=1 / 32768, rtol=0)
+    run = Trainer(recipe_from_dict(recipe), tmp_path / "voc")  # through the adversarial phase, 2 micro-batches
+    run.fit()
+    assert run.step == 3 and "gan/adv_d" in (tmp_path / "voc" / "log.csv").read_text()
+    assert sum(p.numel() for p in task.generator.embed.parameters()) == SMALL.whisper.width * 32 + 32
+    other = build_whisper_units(SMALL, name="whisper-units-small")  # other centroids: other units
+    other.quantizer.centroids.normal_()
+    other.save(tmp_path / "other")
+    recipe["task_config"]["units"] = str(tmp_path / "other")
+    with pytest.raises(ArgumentError, match="units of another tokenizer"):
+        build_task(recipe_from_dict(recipe)).dataset(data, seed=0)
+    sf.write(corpus / "late.wav", speech(1.0).numpy(), 16000)  # added after the units were made
+    try:
+        recipe["task_config"]["units"] = str(tmp_path / "units")
+        with pytest.raises(ArgumentError, match="1 of 5 training items have no units"):
+            build_task(recipe_from_dict(recipe)).dataset(recipe_from_dict(recipe).data, seed=0)
+    finally:
+        (corpus / "late.wav").unlink()

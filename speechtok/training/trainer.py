@@ -40,7 +40,7 @@ from .ema import EMA
 from .precision import Precision
 from .recipe import OptimConfig, Recipe, changes_for_resume, recipe_from_dict
 from .schedule import lr_factor
-from .tasks import TASKS, Task
+from .tasks import TASKS, Batch, Task
 from .validation import dev_subset, save_samples
 
 log = logging.getLogger("speechtok.train")
@@ -137,7 +137,8 @@ class Trainer:
             return self.run_dir
         self.task.train()
         stream = batches(self.recipe.data, self.cfg.batch_size, self.cfg.seed, start_step=self.step,
-                         rank=self.dist.rank, world_size=self.dist.world_size)
+                         rank=self.dist.rank, world_size=self.dist.world_size,
+                         dataset=self.task.dataset(self.recipe.data, self.cfg.seed))
         validator = self._validator() if main else None
         start = self.job_start = time.time()
         bar = _progress(self.cfg.steps, self.step, disable=not main)
@@ -176,7 +177,7 @@ class Trainer:
         codebook = CodebookHealth()  # the quantizer's per-step stats since the last validation
         count, validating = 0, 0.0  # validating: seconds spent validating, not training
         while self.step < last:
-            batch = next(stream).to(self.device, non_blocking=True)
+            batch = _to_device(next(stream), self.device)
             lrs = self._set_lr()
             logs = self.train_step(batch)
             for key, value in logs.items():
@@ -232,9 +233,9 @@ class Trainer:
         return bool(late)
 
     @checkpoints.with_own_rng
-    def train_step(self, batch: Tensor) -> dict[str, float]:
+    def train_step(self, batch: Batch) -> dict[str, float]:
         """One optimizer step per group on `batch`, as `grad_accum` micro-batches; the mean of their logs."""
-        micro = batch.chunk(self.cfg.grad_accum)
+        micro = _chunk(batch, self.cfg.grad_accum)
         logs: dict[str, float] = defaultdict(float)
         for i, part in enumerate(micro):
             def update(group: str, loss: Tensor, first: bool = i == 0, last: bool = i == len(micro) - 1) -> None:
@@ -457,3 +458,16 @@ def _tensorboard(run_dir: Path):
         log.warning("tensorboard is not installed; logging to log.csv only")
         return None
     return SummaryWriter(str(run_dir / "tb"))
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def _chunk(batch: Batch, n: int) -> list[Batch]:
+    """`n` micro-batches along the batch dimension (of every tensor of a tuple batch)."""
+    if isinstance(batch, Tensor):
+        return list(batch.chunk(n))
+    return list(zip(*(t.chunk(n) for t in batch)))

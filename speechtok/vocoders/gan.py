@@ -7,7 +7,7 @@ HiFi-GAN does, which makes decoding several times faster on CPU. Its discriminat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from einops import rearrange
@@ -28,6 +28,15 @@ class VocosConfig:
     kernel_size: int = 7
     n_fft: int = 1280  # 4 x hop
     hop_length: int = 320
+    # the input conv's kernel (None: kernel_size); 1 for a wide input that is constant over a frame's span (unit
+    # centroids), where a k-wide conv of D x dim would be most of a small vocoder's weights
+    embed_kernel_size: int | None = field(default=None, metadata={"hash_if_set": True})
+
+    def __post_init__(self) -> None:
+        for name in ("kernel_size", "embed_kernel_size"):
+            k = getattr(self, name)
+            if k is not None and (k < 1 or k % 2 == 0):
+                raise ValueError(f"VocosConfig.{name} must be odd and positive (a centred conv), got {k}")
 
 
 class VocosDecoder(Decoder):
@@ -35,7 +44,8 @@ class VocosDecoder(Decoder):
         super().__init__()
         self.cfg = cfg
         self.hop_length = cfg.hop_length
-        self.embed = nn.Conv1d(cfg.input_dim, cfg.dim, cfg.kernel_size, padding=cfg.kernel_size // 2)
+        embed_kernel = cfg.kernel_size if cfg.embed_kernel_size is None else cfg.embed_kernel_size
+        self.embed = nn.Conv1d(cfg.input_dim, cfg.dim, embed_kernel, padding=embed_kernel // 2)
         self.norm = nn.LayerNorm(cfg.dim, eps=1e-6)
         scale = 1.0 / cfg.num_layers
         self.blocks = nn.ModuleList(
@@ -60,5 +70,5 @@ class VocosDecoder(Decoder):
 
     @property
     def receptive_field_frames(self) -> int:
-        convs = 1 + self.cfg.num_layers
-        return convs * (self.cfg.kernel_size // 2) + self.cfg.n_fft // self.hop_length
+        return (self.embed.kernel_size[0] // 2 + self.cfg.num_layers * (self.cfg.kernel_size // 2)
+                + self.cfg.n_fft // self.hop_length)

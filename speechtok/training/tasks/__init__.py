@@ -4,7 +4,7 @@ registers in TASKS; every module of this package is imported here."""
 import pkgutil
 from importlib import import_module
 
-from .base import TASKS, Task, Update
+from .base import TASKS, Batch, Task, Update
 from .codec import CodecTask, CodecTaskConfig
 from .flow import FlowTask, FlowTaskConfig
 from .hubert import HubertTask, HubertTaskConfig
@@ -14,6 +14,6 @@ from .unit_vocoder import UnitVocoderTask, UnitVocoderTaskConfig
 for _module in pkgutil.iter_modules(__path__):
     import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Task", "Update", "TASKS", "CodecTask", "CodecTaskConfig", "HubertTask", "HubertTaskConfig",
+__all__ = ["Task", "Batch", "Update", "TASKS", "CodecTask", "CodecTaskConfig", "HubertTask", "HubertTaskConfig",
            "UnitVocoderTask", "UnitVocoderTaskConfig", "FlowTask", "FlowTaskConfig",
            "SpeechTokenizerTask", "SpeechTokenizerTaskConfig"]

@@ -13,11 +13,16 @@ from torch import Tensor, nn
 from ...tokenizer import Tokenizer
 
 if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from ..data import DataConfig
     from ..validation import Validation, ValidationConfig
 
 # update(group, loss): backward `loss`, then (on a step's last micro-batch) average the gradients over the ranks,
 # clip them and step the optimizer of `group`. Gradients are zeroed before a step's first backward.
 Update = Callable[[str, Tensor], None]
+# A training batch: audio [B, 1, T], or a tuple that starts with it (a task's own dataset adds what goes with it)
+Batch = Tensor | tuple[Tensor, ...]
 
 
 TASKS: dict[str, type[Task]] = {}  # task name -> class; the tasks package imports every module, so all register
@@ -43,8 +48,13 @@ class Task(ABC):
         """Optimizer groups: each named module gets its own AdamW, schedule and gradient clipping."""
 
     @abstractmethod
-    def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
+    def step(self, batch: Batch, step: int, update: Update) -> dict[str, float]:
         """One training step on `batch` [B, 1, T]; calls `update` once per group it trains; returns logs."""
+
+    def dataset(self, data: DataConfig, seed: int) -> Dataset | None:
+        """The training dataset, for a task whose batches carry more than audio (a tuple batch); None: the
+        recipe's `data` as crops of audio."""
+        return None
 
     @abstractmethod
     def export(self) -> Tokenizer:

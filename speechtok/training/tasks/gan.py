@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ...vocoders.discriminators import DiscriminatorConfig, Discriminators
 from ...vocoders.losses import ComplexSTFTLoss, MultiScaleMelLoss, discriminator_losses, generator_losses
-from .base import Task, Update
+from .base import Batch, Task, Update
 
 # DAC's; the phase-aware complex STFT term is off unless a recipe weights it (it is then computed every step)
 GAN_WEIGHTS = {"gan/mel": 15.0, "gan/adv_g": 1.0, "gan/feature": 2.0, "gan/complex_stft": 0.0}
@@ -41,8 +41,9 @@ class GANTask(Task):
         self.step_stats: dict[str, float] = {}  # what `reconstruct` measured of this step, logged beside losses
 
     @abstractmethod
-    def reconstruct(self, batch: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """batch [B, 1, T] -> (generated audio, the target it is compared with, the generator's own losses)."""
+    def reconstruct(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """batch [B, 1, T] (or a tuple that starts with it) -> (generated audio, the target it is compared with,
+        the generator's own losses)."""
 
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
@@ -53,7 +54,7 @@ class GANTask(Task):
             frozen["complex_stft"] = self.complex_stft
         return frozen
 
-    def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
+    def step(self, batch: Batch, step: int, update: Update) -> dict[str, float]:
         if step < self.discriminator_warmup:
             return self.warm_discriminator(batch, update)
         wav_hat, wav, losses = self.reconstruct(batch)
@@ -78,7 +79,7 @@ class GANTask(Task):
         logs.update(self.step_stats)
         return logs
 
-    def warm_discriminator(self, batch: Tensor, update: Update) -> dict[str, float]:
+    def warm_discriminator(self, batch: Batch, update: Update) -> dict[str, float]:
         """A discriminator-only step on the frozen generator's audio."""
         self.generator.eval()
         with torch.no_grad():

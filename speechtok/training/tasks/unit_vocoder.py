@@ -4,8 +4,10 @@
 
 A crop of T samples gives F units (HuBERT: floor((T - 400) / 320) + 1; Whisper: (T // 160 + 1) // 2, each crop
 read as its own 30 s window); the decoder's F x 320 samples are compared with the crop's first F x 320 samples.
-The recipe's `model` section is the decoder's VocosConfig; `task_config.units` is the units checkpoint whose units
-it learns to speak.
+With `task_config.unit_codes` (a pre-tokenized dataset of the units model over the training data) the units come
+from each whole file instead, as at inference, and cost nothing per step (`training/unit_crops.py`): Whisper's
+units depend on the file around a crop. The recipe's `model` section is the decoder's VocosConfig;
+`task_config.units` is the units checkpoint whose units it learns to speak.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from ...models.loading import load_checkpoint
 from ...tokenizer import Tokenizer
 from ...vocoders.discriminators import DiscriminatorConfig
 from ...vocoders.gan import VocosConfig, VocosDecoder
+from ..data import DataConfig
+from ..unit_crops import UnitCropDataset, read_units
+from .base import Batch
 from .gan import GAN_WEIGHTS, GANTask
 
 UNIT_FAMILIES = ("hubert-units", "whisper-units")  # an encoder, k-means, and a vocoder slot fed with centroids
@@ -30,6 +35,7 @@ UNIT_FAMILIES = ("hubert-units", "whisper-units")  # an encoder, k-means, and a 
 @dataclass(frozen=True)
 class UnitVocoderTaskConfig:
     units: str = "runs/hubert-units"  # a hubert-units / whisper-units checkpoint directory (encoder + k-means)
+    unit_codes: str = ""  # a pre-tokenized dataset of `units` over the training data ("": encode each crop)
     loss_weights: dict = field(default_factory=lambda: dict(GAN_WEIGHTS))
     adversarial_start: int = 0
     discriminator_warmup: int = 0  # first steps of a job in which only the (fresh) discriminators learn
@@ -54,14 +60,25 @@ class UnitVocoderTask(GANTask):
     def frozen(self) -> dict[str, torch.nn.Module]:
         return {**super().frozen(), "units": self.units}  # eval mode: its units must be those of inference
 
-    def unit_latents(self, batch: Tensor) -> Tensor:
-        """wav [B, 1, T] -> centroids of its units [B, D, F] (what the decoder gets at inference)."""
-        with torch.no_grad():
-            return self.units.quantizer.decode(self.units.quantizer.encode(self.units.encoder(batch)))
+    def dataset(self, data: DataConfig, seed: int) -> UnitCropDataset | None:
+        if not self.cfg.unit_codes:
+            return None
+        units = read_units(self.cfg.unit_codes, self.units)
+        return UnitCropDataset(data.items(), units, data.sample_rate, data.segment_samples, self.units.hop_length,
+                               seed, data.cache)
 
-    def reconstruct(self, batch: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def unit_latents(self, batch: Batch) -> Tensor:
+        """wav [B, 1, T], or (wav, units [B, F]) -> centroids of the units [B, D, F] (what the decoder gets at
+        inference)."""
+        with torch.no_grad():
+            codes = self.units.quantizer.encode(self.units.encoder(batch)) if isinstance(batch, Tensor) \
+                else batch[1][:, None]
+            return self.units.quantizer.decode(codes)
+
+    def reconstruct(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         wav_hat = self.generator(self.unit_latents(batch))
-        return wav_hat, batch[..., : wav_hat.shape[-1]], {}
+        wav = batch if isinstance(batch, Tensor) else batch[0]
+        return wav_hat, wav[..., : wav_hat.shape[-1]], {}
 
     def init_from(self, checkpoint_dir) -> None:
         """Start from the vocoder of another units checkpoint (new units of a next HuBERT iteration: the
