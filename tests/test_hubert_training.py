@@ -277,3 +277,40 @@ def test_a_unit_vocoder_trains_on_the_units_of_whole_files(corpus, tmp_path):
             build_task(recipe_from_dict(recipe)).dataset(recipe_from_dict(recipe).data, seed=0)
     finally:
         (corpus / "late.wav").unlink()
+
+
+def test_hubert_learns_the_units_of_whole_files(corpus, tmp_path):
+    """`targets.kind: unit_codes`: Whisper units of each whole file (a pre-tokenized dataset), moved onto HuBERT's
+    grid (HuBERT frame i is centred on 320 i + 200, Whisper's frame i + 1 on 320 i + 320: the nearest)."""
+    from speechtok.audio import load
+    from speechtok.models.whisper_units import build_whisper_units
+    from speechtok.training.data import crop_offset
+    from speechtok.training.targets import GridUnits
+
+    from .test_whisper_units import SMALL
+
+    torch.manual_seed(0)
+    units = build_whisper_units(SMALL, name="whisper-units-small")
+    units.quantizer.centroids.normal_()
+    units.save(tmp_path / "units")
+    speechtok.pretokenize(tmp_path / "units", corpus, tmp_path / "unit-codes", num_workers=0)
+    targets = {"kind": "unit_codes", "model": str(tmp_path / "units"), "codes": str(tmp_path / "unit-codes")}
+    recipe = recipe_from_dict(hubert_recipe(corpus, targets))
+    task = build_task(recipe)
+    assert task.targets.shift == 1 and task.net["head"].out_features == 16
+    assert GridUnits(100, 320, frame_offset=40).shift == 0  # HuBERT's own units stay where they are
+    ds = task.dataset(recipe.data, seed=0)
+    wav, crop_units = ds[(2, 1)]
+    _, target = task.frame_targets((wav[None], crop_units[None]))
+    file_units = units.encode(load(ds.items[1].path, 16000), 16000).codes[0, 0]
+    start = crop_offset(len(file_units), 25, 0, 2, 1)
+    assert target.shape == (1, 24) and torch.equal(target[0], file_units[start + 1:start + 25])
+    run = Trainer(recipe, tmp_path / "hub")
+    run.fit()
+    assert run.step == 2
+    from speechtok.training.validation import ValidationConfig
+
+    result = task.validate([("a", speech(1.0))], ValidationConfig(every=1), torch.device("cpu"))
+    assert 0 < result.metrics["val/masked_ce"] < 10
+    with pytest.raises(ValueError, match="needs codes"):
+        build_task(recipe_from_dict(hubert_recipe(corpus, {"kind": "unit_codes", "model": str(tmp_path / "units")})))

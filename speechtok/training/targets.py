@@ -1,7 +1,8 @@
 """Frame targets for HuBERT pre-training, on HuBERT's frame grid (frame i = samples [320 i, 320 i + 400)).
 
 Iteration 1 predicts k-means clusters of MFCCs (`MFCC` + `KMeansTargets`); iteration 2 the units of an iteration-1
-model (`UnitTargets`, a hubert-units checkpoint whose k-means was fitted on its features).
+model (`UnitTargets`, a hubert-units checkpoint whose k-means was fitted on its features). Units of another model
+computed once per file (`GridUnits`: Whisper's, from a pre-tokenized dataset) are moved onto HuBERT's grid.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from torch import Tensor, nn
 
 from ..layers.mel import mel_filterbank
 from ..quantizers.kmeans import KMeans, KMeansConfig
+
+HUBERT_HOP, HUBERT_WINDOW = 320, 400  # frame i = samples [320 i, 320 i + 400)
 
 
 def dct_matrix(n_mfcc: int, n_mels: int) -> Tensor:
@@ -96,3 +99,23 @@ class UnitTargets(nn.Module):
     @torch.no_grad()
     def forward(self, wav: Tensor) -> Tensor:
         return self.tokenizer.quantizer.encode(self.tokenizer.encoder(wav))[:, 0]
+
+
+class GridUnits(nn.Module):
+    """Units of another 50 Hz model, computed elsewhere (each file's, `training/unit_crops.py`), on HuBERT's grid:
+    for HuBERT frame i (centred on sample 320 i + 200) the unit whose frame is centred nearest. The source's frame
+    j is centred on `hop x j + frame_offset + hop / 2` (Whisper units: 320 j, so frame i + 1, 120 samples away)."""
+
+    def __init__(self, num_classes: int, hop_length: int, frame_offset: int):
+        super().__init__()
+        if hop_length != HUBERT_HOP:
+            raise ValueError(f"units every {hop_length} samples are not on HuBERT's {HUBERT_HOP}-sample grid")
+        self.num_classes = num_classes
+        self.units_model: list = []  # the model the units came from, when known (not a submodule: frozen, unsaved)
+        centre = frame_offset + hop_length / 2
+        self.shift = round((HUBERT_WINDOW / 2 - centre) / hop_length)
+
+    def forward(self, units: Tensor, frames: int) -> Tensor:
+        """units [B, F] of a crop's frames -> [B, frames] (the last unit repeated where the shift runs past F)."""
+        index = (torch.arange(frames, device=units.device) + self.shift).clamp(0, units.shape[1] - 1)
+        return units[:, index]

@@ -3,7 +3,10 @@
 Spans of `mask_length` frames starting at about `mask_prob` x T / mask_length random frames are replaced by a learned
 embedding after the conv extractor; the transformer's last layer predicts each masked frame's target (cross-entropy
 over a linear head; unmasked frames weigh `unmasked_weight`, 0 in HuBERT: its alpha = 1). Iteration 1 targets are
-k-means clusters of MFCCs, iteration 2 the units of an iteration-1 model (`targets.kind: units`). With
+k-means clusters of MFCCs, iteration 2 the units of an iteration-1 model (`targets.kind: units`); or the units of
+another model computed once per file (`targets.kind: unit_codes`, e.g. Whisper's: `{kind: unit_codes, model:
+speechtok-whisper-units, codes: DATASET}`, DATASET from `speechtok pretokenize`; a crop's Whisper units depend on
+its whole file, and one 30 s Whisper pass per crop would cost far more than the step). With
 `perturb_prob` > 0 the student hears some crops with their pitch and formants shifted while the targets come from
 the clean crop (ContentVec's speaker perturbation), so that its features keep less of the speaker.
 
@@ -26,8 +29,10 @@ from ...models import HubertUnitsConfig, build_hubert_units
 from ...quantizers.kmeans import KMeansConfig, load_centroids
 from ...tokenizer import Tokenizer
 from ..augment import check_perturbation, perturb_speakers
-from ..targets import MFCC, KMeansTargets, UnitTargets
-from .base import Task, Update
+from ..data import DataConfig
+from ..targets import MFCC, GridUnits, KMeansTargets, UnitTargets
+from ..unit_crops import UnitCropDataset, read_units
+from .base import Batch, Task, Update
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ def span_mask(batch: int, frames: int, prob: float, length: int, gen: torch.Gene
 
 
 def build_targets(spec: dict) -> nn.Module:
+    """The targets module of `task_config.targets`; for `unit_codes`, a GridUnits with the units model beside it
+    (`.units_model`: the dataset's identity is checked against it, and validation encodes with it)."""
     kind = spec.get("kind")
     if kind == "mfcc":
         centroids, meta = load_centroids(spec["kmeans"])
@@ -69,7 +76,17 @@ def build_targets(spec: dict) -> nn.Module:
         from ...models.loading import load_checkpoint
 
         return UnitTargets(load_checkpoint(spec["model"]))
-    raise ValueError(f"targets.kind must be 'mfcc' (with kmeans: FILE) or 'units' (with model: DIR), got {kind!r}")
+    if kind == "unit_codes":
+        from ...registry import load
+
+        if not spec.get("codes"):
+            raise ValueError("targets.kind unit_codes needs codes: a pre-tokenized dataset of its model")
+        model = load(spec["model"]).eval().requires_grad_(False)
+        grid = GridUnits(model.codebook_size, model.hop_length, model.encoder.frame_offset)
+        grid.units_model.append(model)
+        return grid
+    raise ValueError("targets.kind must be 'mfcc' (with kmeans: FILE), 'units' (with model: DIR) or 'unit_codes' "
+                     f"(with model: NAME or DIR, codes: DATASET), got {kind!r}")
 
 
 class HubertTask(Task):
@@ -96,9 +113,27 @@ class HubertTask(Task):
     def frozen(self) -> dict[str, nn.Module]:
         return {"targets": self.targets}
 
-    def step(self, batch: Tensor, step: int, update: Update) -> dict[str, float]:
+    def dataset(self, data: DataConfig, seed: int) -> UnitCropDataset | None:
+        if not isinstance(self.targets, GridUnits):
+            return None
+        model = self.targets.units_model[0]
+        units = read_units(self.cfg.targets["codes"], model)
+        return UnitCropDataset(data.items(), units, data.sample_rate, data.segment_samples, model.hop_length, seed,
+                               data.cache)
+
+    def frame_targets(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """(wav [B, 1, T], targets [B, T'] on HuBERT's grid) of a batch: audio, or (audio, its file's units)."""
         with torch.no_grad():
-            target = self.targets(batch)  # [B, T']
+            if isinstance(batch, Tensor):
+                return batch, self.targets(batch)
+            wav, units = batch
+            return wav, self.targets(units, self._frames(wav.shape[-1]))
+
+    def _frames(self, num_samples: int) -> int:
+        return int(self.net["hubert"].num_frames(torch.tensor(num_samples)))
+
+    def step(self, batch: Batch, step: int, update: Update) -> dict[str, float]:
+        batch, target = self.frame_targets(batch)  # [B, 1, T], [B, T']
         b, frames = target.shape
         gen = torch.Generator().manual_seed(self.cfg.seed + step)
         mask = span_mask(b, frames, self.cfg.mask_prob, self.cfg.mask_length, gen).to(batch.device)
@@ -129,7 +164,11 @@ class HubertTask(Task):
             batch = wav.to(device)[None, None]
             if batch.shape[-1] < self.model_cfg.window:
                 continue
-            target = self.targets(batch)
+            if isinstance(self.targets, GridUnits):  # the item is its own file: its units, moved to HuBERT's grid
+                model = self.targets.units_model[0].to(device)
+                target = self.targets(model.encode(batch, 16000).codes[:, 0], self._frames(batch.shape[-1]))
+            else:
+                target = self.targets(batch)
             mask = span_mask(1, target.shape[1], self.cfg.mask_prob, self.cfg.mask_length, gen).to(device)
             logits = self.net["head"](self.net["hubert"](batch[:, 0], time_mask=mask)[-1][mask])
             ce += float(F.cross_entropy(logits, target[mask], reduction="sum"))
