@@ -3,6 +3,7 @@ any shape and rate in, `Codes` out; batch- and chunk-invariant codes; bounded me
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -59,6 +60,8 @@ class Tokenizer(nn.Module):
         self.config_hash = config_hash(config)
         # what codes carry and `check_codes` compares: a tokenizer whose decoder was swapped makes its base's codes
         self.codes_hash = self.config_hash
+        # a units family's config with its vocoder left out: the same units, made before a vocoder was added
+        self.units_hash = _units_hash(config)
         self.name = name or f"{family}-{self.config_hash}"
         self.source: str | None = None  # where it was loaded from: a registry name or a directory
         self.checkpoint = checkpoint
@@ -419,7 +422,7 @@ class Tokenizer(nn.Module):
     def check_codes(self, codes: Codes) -> None:
         """Codes made by another tokenizer (another architecture or rate) cannot be decoded here."""
         theirs = codes.tokenizer.get("config_hash")
-        if theirs is not None and theirs != self.codes_hash:
+        if theirs is not None and theirs not in (self.codes_hash, self.units_hash):
             raise CodesError(
                 f"codes of tokenizer {codes.tokenizer.get('name')!r} (config {theirs}) "
                 f"cannot be decoded by {self.name!r} (config {self.codes_hash})"
@@ -488,6 +491,13 @@ def _pad_to(x: Tensor, size: int) -> Tensor:
 def _fit(x: Tensor, size: int) -> Tensor:
     """x [..., size]: a view of the first `size` samples when longer (no copy), zero-padded when shorter."""
     return x[..., :size] if x.shape[-1] >= size else torch.nn.functional.pad(x, (0, size - x.shape[-1]))
+
+
+def _units_hash(config: Any) -> str | None:
+    """The config hash without its `vocoder` (None when it has none): a unit vocoder does not change the units."""
+    if not dataclasses.is_dataclass(config) or getattr(config, "vocoder", None) is None:
+        return None
+    return config_hash(dataclasses.replace(config, vocoder=None))  # type: ignore[type-var]
 
 
 def weights_hash(tok) -> str | None:

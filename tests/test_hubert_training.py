@@ -314,3 +314,30 @@ def test_hubert_learns_the_units_of_whole_files(corpus, tmp_path):
     assert 0 < result.metrics["val/masked_ce"] < 10
     with pytest.raises(ValueError, match="needs codes"):
         build_task(recipe_from_dict(hubert_recipe(corpus, {"kind": "unit_codes", "model": str(tmp_path / "units")})))
+
+
+def test_units_made_before_the_vocoder_still_fit_it(corpus, tmp_path):
+    """A unit vocoder does not change the units: codes and pre-tokenized datasets of the encode-only checkpoint
+    are decoded by, and train, the checkpoint that adds the vocoder; another k-means's are still refused."""
+    from speechtok.errors import CodesError
+    from speechtok.models.whisper_units import build_whisper_units
+    from speechtok.training.unit_crops import read_units
+
+    from .test_whisper_units import SMALL
+
+    torch.manual_seed(0)
+    units = build_whisper_units(SMALL, name="whisper-units-small")
+    units.quantizer.centroids.normal_()
+    units.save(tmp_path / "units")
+    speechtok.pretokenize(tmp_path / "units", corpus, tmp_path / "unit-codes", num_workers=0)
+    recipe = vocoder_recipe(corpus, tmp_path / "units")
+    recipe["model"] = {**TINY_VOCODER, "input_dim": SMALL.whisper.width}
+    full = build_task(recipe_from_dict(recipe)).export()
+    assert full.config_hash != units.config_hash and full.units_hash == units.config_hash
+    codes = units.encode(speech(1.0), 16000)
+    assert full.decode(codes).shape == (1, 1, 16000)
+    assert len(read_units(tmp_path / "unit-codes", full)) == 4
+    other = build_whisper_units(SMALL, name="whisper-units-small")
+    other.quantizer.centroids.normal_()
+    with pytest.raises(CodesError, match="other weights"):
+        full.decode(other.encode(speech(1.0), 16000))

@@ -50,8 +50,10 @@ def read_units(directory: str | Path, tokenizer) -> dict[Path, np.ndarray]:
         raise ArgumentError(f"{directory}: not a pre-tokenized dataset ({META_NAME}: {e})") from None
     ours = {"config_hash": tokenizer.config_hash, "weights_hash": weights_hash(tokenizer)}
     theirs = {k: meta.get(k) for k in ours}
+    if theirs["config_hash"] == tokenizer.units_hash:  # made before a vocoder was added: the same units
+        theirs["config_hash"] = tokenizer.config_hash
     if theirs != ours:
-        raise ArgumentError(f"{directory}: units of another tokenizer ({theirs}; the vocoder's units model: {ours})")
+        raise ArgumentError(f"{directory}: units of another tokenizer ({theirs}; the units model's: {ours})")
     if meta.get("num_codebooks") != 1 or meta.get("dedup"):
         raise ArgumentError(f"{directory}: expected one codebook of frame-rate units (no --dedup)")
     table = pyarrow.dataset.dataset(directory, format="parquet").to_table(columns=["source_path", "codes"])
