@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..corpora import Item
 from ..errors import ArgumentError
-from .data import CropDataset, Key, _split_key, crop, crop_offset, from_pcm16
+from .data import CropDataset, DataConfig, Key, _split_key, crop, crop_offset, from_pcm16
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,12 @@ def read_units(directory: str | Path, tokenizer) -> dict[Path, np.ndarray]:
     paths = table.column("source_path").to_pylist()
     codes = table.column("codes").to_pylist()  # [N][1][F]
     return {Path(p).resolve(): np.asarray(c[0], dtype=np.int64) for p, c in zip(paths, codes)}
+
+
+def unit_crop_dataset(directory: str | Path, tokenizer, data: DataConfig, seed: int) -> UnitCropDataset:
+    """The crops of `data`'s items, each with its file's units from the pre-tokenized dataset `directory`."""
+    return UnitCropDataset(data.items(), read_units(directory, tokenizer), data.sample_rate, data.segment_samples,
+                           tokenizer.hop_length, seed, data.cache)
 
 
 class UnitCropDataset(CropDataset):

@@ -31,7 +31,7 @@ from ...tokenizer import Tokenizer
 from ..augment import check_perturbation, perturb_speakers
 from ..data import DataConfig
 from ..targets import MFCC, GridUnits, KMeansTargets, UnitTargets
-from ..unit_crops import UnitCropDataset, read_units
+from ..unit_crops import UnitCropDataset, unit_crop_dataset
 from .base import Batch, Task, Update
 
 
@@ -116,10 +116,7 @@ class HubertTask(Task):
     def dataset(self, data: DataConfig, seed: int) -> UnitCropDataset | None:
         if not isinstance(self.targets, GridUnits):
             return None
-        model = self.targets.units_model[0]
-        units = read_units(self.cfg.targets["codes"], model)
-        return UnitCropDataset(data.items(), units, data.sample_rate, data.segment_samples, model.hop_length, seed,
-                               data.cache)
+        return unit_crop_dataset(self.cfg.targets["codes"], self.targets.units_model[0], data, seed)
 
     def frame_targets(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """(wav [B, 1, T], targets [B, T'] on HuBERT's grid) of a batch: audio, or (audio, its file's units)."""

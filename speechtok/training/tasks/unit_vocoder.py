@@ -25,7 +25,7 @@ from ...tokenizer import Tokenizer
 from ...vocoders.discriminators import DiscriminatorConfig
 from ...vocoders.gan import VocosConfig, VocosDecoder
 from ..data import DataConfig
-from ..unit_crops import UnitCropDataset, read_units
+from ..unit_crops import UnitCropDataset, unit_crop_dataset
 from .base import Batch
 from .gan import GAN_WEIGHTS, GANTask
 
@@ -63,9 +63,7 @@ class UnitVocoderTask(GANTask):
     def dataset(self, data: DataConfig, seed: int) -> UnitCropDataset | None:
         if not self.cfg.unit_codes:
             return None
-        units = read_units(self.cfg.unit_codes, self.units)
-        return UnitCropDataset(data.items(), units, data.sample_rate, data.segment_samples, self.units.hop_length,
-                               seed, data.cache)
+        return unit_crop_dataset(self.cfg.unit_codes, self.units, data, seed)
 
     def unit_latents(self, batch: Batch) -> Tensor:
         """wav [B, 1, T], or (wav, units [B, F]) -> centroids of the units [B, D, F] (what the decoder gets at
