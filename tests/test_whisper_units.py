@@ -20,6 +20,7 @@ from speechtok.models.whisper_units import WhisperUnitsConfig, build_whisper_uni
 from speechtok.quantizers.kmeans import KMeansConfig
 from speechtok.registry import bundled
 
+from .conftest import LS_CLIP, NEEDS_DATA
 from .test_whisper import cache_home  # noqa: F401 - Whisper's converted files in a temp cache, not the user's
 
 SMALL = WhisperUnitsConfig(whisper=WhisperConfig(width=32, layers=2, heads=2, weights=""), layer=2,
@@ -121,10 +122,11 @@ def test_the_bundled_whisper_units():
 
 
 @needs_base
+@pytest.mark.skipif(not LS_CLIP.is_file(), reason=NEEDS_DATA)  # trained on speech: synthetic buzz is not its input
 @pytest.mark.usefixtures("cache_home")
 def test_the_bundled_unit_vocoder_speaks_the_units():
-    """Its vocoder, stored in float16 beside the exact k-means, turns units back into speech-like audio: much
-    nearer the original's mel spectrum than the same vocoder untrained."""
+    """Its vocoder, stored in float16 beside the exact k-means, turns the units of real speech back into speech:
+    much nearer the original's mel spectrum than the same vocoder untrained (measured 0.55 against 1.27)."""
     from speechtok.eval.mel_distance import mel_distance
     from speechtok.vocoders.gan import VocosDecoder
 
