@@ -73,8 +73,7 @@ def _mono(wav: Tensor | np.ndarray, source: str) -> np.ndarray:
     if batch.shape[-1] == 0:
         raise AudioError(f"{source}: empty audio (0 samples)")
     mono = np.ascontiguousarray(batch[0, 0].detach().cpu().numpy(), dtype=np.float32)
-    if not (np.isfinite(mono.max()) and np.isfinite(mono.min())):  # two reductions, no boolean temporary
-        raise AudioError(f"{source}: audio contains NaN or infinite samples")
+    audio.check_finite(mono, source)
     return mono
 
 
