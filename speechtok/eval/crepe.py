@@ -20,6 +20,8 @@ import types
 import numpy as np
 import torch
 
+from .. import audio
+
 __all__ = ["crepe_pitch", "torchcrepe_available", "crepe_weights_sha256", "CREPE_MODEL", "VOICING_THRESHOLD"]
 
 RATE = 16000
@@ -118,17 +120,13 @@ def _network():
 def crepe_pitch(wav: np.ndarray, sample_rate: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
     """wav [T] -> (f0 [frames] in Hz, NaN where unvoiced; voiced [frames] bool), frames = T_16k // 160 + 1."""
     tc = _network()
-    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
-    if sample_rate != RATE:
-        import soxr
-
-        wav = soxr.resample(wav, sample_rate, RATE, quality="HQ").astype(np.float32)
-    audio = torch.from_numpy(np.ascontiguousarray(wav))[None]
+    wav = audio.resample(np.asarray(wav, dtype=np.float32).reshape(-1), sample_rate, RATE)
+    batch = torch.from_numpy(np.ascontiguousarray(wav))[None]
     with torch.inference_mode():
-        f0, periodicity = tc.predict(audio, RATE, HOP, fmin, fmax, model=CREPE_MODEL, decoder=_decode,
+        f0, periodicity = tc.predict(batch, RATE, HOP, fmin, fmax, model=CREPE_MODEL, decoder=_decode,
                                      return_periodicity=True, batch_size=512, device="cpu")
         periodicity = tc.filter.median(periodicity, 3)
-        periodicity = tc.threshold.Silence(-60.0)(periodicity, audio, RATE, HOP)
+        periodicity = tc.threshold.Silence(-60.0)(periodicity, batch, RATE, HOP)
     voiced = (periodicity[0] >= VOICING_THRESHOLD).numpy()
     f0 = f0[0].double().numpy()
     return np.where(voiced, f0, np.nan), voiced

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import audio
+
 __all__ = ["yin_pitch", "YIN_THRESHOLD", "VOICING_APERIODICITY"]
 
 RATE, HOP, FRAME = 16000, 160, 1024
@@ -27,11 +29,7 @@ SILENCE_DB = -60.0
 
 def yin_pitch(wav: np.ndarray, sample_rate: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
     """wav [T] -> (f0 [frames] in Hz, NaN where unvoiced; voiced [frames] bool), frames = T_16k // 160 + 1."""
-    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
-    if sample_rate != RATE:
-        import soxr
-
-        wav = soxr.resample(wav, sample_rate, RATE, quality="HQ").astype(np.float32)
+    wav = audio.resample(np.asarray(wav, dtype=np.float32).reshape(-1), sample_rate, RATE)
     x = torch.from_numpy(np.ascontiguousarray(wav)).double()
     lag_min, lag_max = max(2, int(RATE / fmax)), min(FRAME // 2, int(np.ceil(RATE / fmin)))
     left = (FRAME - lag_max) // 2 + lag_max // 4  # compared samples centred on the hop at a lag of lag_max / 2
