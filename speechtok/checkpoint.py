@@ -46,9 +46,8 @@ def save_checkpoint(tok: Tokenizer, directory: str | os.PathLike, card: str | No
     unknown = sorted(set(dtype_modules) - {name for name, _ in plain.named_children()})
     if unknown:
         raise ValueError(f"dtype_modules {unknown}: not modules of {tok.name}")
-    cast = (lambda k: True) if not dtype_modules else (lambda k: k.split(".", 1)[0] in dtype_modules)
-    state = {k: _cast(v.detach(), dtype if cast(k) else None).contiguous() for k, v in plain.state_dict().items()
-             if not k.endswith(derived)}
+    state = {k: _cast(v.detach(), _stored_dtype(k, dtype, dtype_modules)).contiguous()
+             for k, v in plain.state_dict().items() if not k.endswith(derived)}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
     meta = {**checkpoint_config(tok), "weights_dtype": str(dtype or torch.float32).removeprefix("torch."),
@@ -57,6 +56,11 @@ def save_checkpoint(tok: Tokenizer, directory: str | os.PathLike, card: str | No
     if card is not None:
         write_text(directory / CARD_NAME, card)
     return directory
+
+
+def _stored_dtype(key: str, dtype: torch.dtype | None, modules: tuple[str, ...]) -> torch.dtype | None:
+    """`dtype` for a weight of `modules` (all when empty); None (as it is) for the rest."""
+    return dtype if not modules or key.split(".", 1)[0] in modules else None
 
 
 def _cast(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:

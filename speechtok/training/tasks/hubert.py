@@ -157,13 +157,13 @@ class HubertTask(Task):
         self.net.eval()
         gen = torch.Generator().manual_seed(self.cfg.seed)
         ce, acc, n = 0.0, 0.0, 0
+        units_model = self.targets.units_model[0].to(device) if isinstance(self.targets, GridUnits) else None
         for _, wav in subset:
             batch = wav.to(device)[None, None]
             if batch.shape[-1] < self.model_cfg.window:
                 continue
-            if isinstance(self.targets, GridUnits):  # the item is its own file: its units, moved to HuBERT's grid
-                model = self.targets.units_model[0].to(device)
-                target = self.targets(model.encode(batch, 16000).codes[:, 0], self._frames(batch.shape[-1]))
+            if units_model is not None:  # the item is its own file: its units, moved to HuBERT's grid
+                target = self.targets(units_model.encode(batch, 16000).codes[:, 0], self._frames(batch.shape[-1]))
             else:
                 target = self.targets(batch)
             mask = span_mask(1, target.shape[1], self.cfg.mask_prob, self.cfg.mask_length, gen).to(device)
