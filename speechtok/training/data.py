@@ -186,13 +186,17 @@ class CropDataset(Dataset[Tensor]):
 
     def _readable(self, index: int) -> np.ndarray:
         """Item `index`'s waveform, or the next readable item's."""
+        return self._readable_item(index)[1]
+
+    def _readable_item(self, index: int) -> tuple[int, np.ndarray]:
+        """(the item that serves `index`: itself or the next readable one, its waveform)"""
         n = len(self.items)
         for step in range(n):
             j = (index + step) % n
             if j in self._bad:
                 continue
             try:
-                return self.waveform(j)
+                return j, self.waveform(j)
             except AudioError as e:
                 self._mark_bad(j, e)
         raise AudioError(f"none of the {n} training items is readable (first: {self.items[0].path})")

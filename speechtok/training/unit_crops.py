@@ -18,7 +18,6 @@ line up with the crop.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,10 +29,6 @@ from ..corpora import Item
 from ..errors import ArgumentError
 from .data import CropDataset, DataConfig, Key, _split_key, crop, crop_offset, from_pcm16
 
-log = logging.getLogger(__name__)
-
-META_NAME = ".meta.json"
-
 
 def read_units(directory: str | Path, tokenizer) -> dict[Path, np.ndarray]:
     """Units [F] int64 of each file of a pre-tokenized dataset of `tokenizer` (one codebook), by resolved path.
@@ -41,6 +36,7 @@ def read_units(directory: str | Path, tokenizer) -> dict[Path, np.ndarray]:
     ArgumentError when the dataset is not one, or was made by another tokenizer (config or weights)."""
     import pyarrow.dataset
 
+    from ..pretokenize.run import META_NAME
     from ..tokenizer import weights_hash
 
     directory = Path(directory)
@@ -77,17 +73,17 @@ class UnitCropDataset(CropDataset):
         self.hop_length, self.frames = hop_length, segment_samples // hop_length
         if self.frames < 1:
             raise ValueError(f"a crop of {segment_samples} samples holds no {hop_length}-sample frame")
-        missing = [it.path for it in items if Path(it.path).resolve() not in units]
+        found = [units.get(Path(it.path).resolve()) for it in items]
+        missing = [it.path for it, u in zip(items, found) if u is None]
         if missing:
             raise ArgumentError(f"{len(missing)} of {len(items)} training items have no units in the dataset "
                                 f"(first: {missing[0]}): pre-tokenize the same manifests and splits")
         super().__init__(items, sample_rate, self.frames * hop_length, seed, cache)
-        self.units = [units[Path(it.path).resolve()] for it in self.items]
+        self.units = [u for u in found if u is not None]  # all of them, past the check
 
     def __getitem__(self, key: Key) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         epoch, index = _split_key(key, self.epoch, len(self.items))
-        wav = self._readable(index)
-        index = self._serving(index)  # an unreadable item is served by the next readable one, with its units
+        index, wav = self._readable_item(index)  # an unreadable item is served by the next readable one
         units = self.units[index]
         start = crop_offset(len(units), self.frames, self.seed, epoch, index)
         pcm = crop(wav, start * self.hop_length, self.segment_samples)
@@ -95,7 +91,3 @@ class UnitCropDataset(CropDataset):
         if len(frames) < self.frames:  # a file shorter than a crop: its last unit, as the audio is zero-padded
             frames = np.pad(frames, (0, self.frames - len(frames)), mode="edge")
         return from_pcm16(pcm)[None], torch.from_numpy(frames)
-
-    def _serving(self, index: int) -> int:
-        n = len(self.items)
-        return next((index + step) % n for step in range(n) if (index + step) % n not in self._bad)
