@@ -14,6 +14,7 @@ from speechtok.cli import main
 from speechtok.codecs.hubert import HubertEncoder
 from speechtok.config import to_dict
 from speechtok.models import hubert_features
+from speechtok.models.whisper_units import build_whisper_units
 from speechtok.quantizers.kmeans import fit_kmeans, save_centroids
 from speechtok.training.recipe import load_recipe, recipe_from_dict
 from speechtok.training.targets import MFCC, dct_matrix
@@ -22,6 +23,7 @@ from speechtok.training.trainer import Trainer, build_task
 from speechtok.vocoders.discriminators import DiscriminatorConfig
 
 from .conftest import speech
+from .test_whisper_units import SMALL
 
 TINY_HUBERT = {"conv_dim": [16] * 7, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                "intermediate_size": 64, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
@@ -210,16 +212,28 @@ def test_speaker_perturbation_changes_what_the_student_hears_not_the_targets(cor
             build_task(recipe_from_dict(raw))
 
 
-def test_a_unit_vocoder_learns_whisper_units(corpus, tmp_path):
-    """The same task over a whisper-units checkpoint (a small random Whisper, its weights in the checkpoint)."""
-    from speechtok.models.whisper_units import build_whisper_units
-
-    from .test_whisper_units import SMALL
-
-    torch.manual_seed(0)
+def small_whisper_units(path, seed: int = 0):
+    """A whisper-units checkpoint of a small random Whisper (its weights in the checkpoint) and random centroids,
+    saved at `path`."""
+    torch.manual_seed(seed)
     units = build_whisper_units(SMALL, name="whisper-units-small")
     units.quantizer.centroids.normal_()
-    units.save(tmp_path / "units")
+    units.save(path)
+    return units
+
+
+@pytest.fixture(scope="module")
+def whole_file_units(corpus, tmp_path_factory):
+    """(the small whisper-units, its checkpoint, its units of every corpus file: a pre-tokenized dataset)"""
+    root = tmp_path_factory.mktemp("whisper-units")
+    units = small_whisper_units(root / "units")
+    speechtok.pretokenize(root / "units", corpus, root / "unit-codes", num_workers=0)
+    return units, root / "units", root / "unit-codes"
+
+
+def test_a_unit_vocoder_learns_whisper_units(corpus, tmp_path):
+    """The same task over a whisper-units checkpoint (a small random Whisper, its weights in the checkpoint)."""
+    small_whisper_units(tmp_path / "units")
     recipe = vocoder_recipe(corpus, tmp_path / "units")
     recipe["model"] = {**TINY_VOCODER, "input_dim": SMALL.whisper.width}
     task = build_task(recipe_from_dict(recipe))
@@ -230,24 +244,17 @@ def test_a_unit_vocoder_learns_whisper_units(corpus, tmp_path):
     assert tok.family == "whisper-units" and tok.decode(tok.encode(speech(1.0), 16000)).shape == (1, 1, 16000)
 
 
-def test_a_unit_vocoder_trains_on_the_units_of_whole_files(corpus, tmp_path):
+def test_a_unit_vocoder_trains_on_the_units_of_whole_files(corpus, whole_file_units, tmp_path):
     """`task_config.unit_codes`: each crop comes with its file's units at the same frames (Whisper's units of a
     crop depend on the file around it), from a pre-tokenized dataset of the units model, none computed per step."""
     from speechtok.audio import load
     from speechtok.errors import ArgumentError
-    from speechtok.models.whisper_units import build_whisper_units
     from speechtok.training.data import crop_offset
 
-    from .test_whisper_units import SMALL
-
-    torch.manual_seed(0)
-    units = build_whisper_units(SMALL, name="whisper-units-small")
-    units.quantizer.centroids.normal_()
-    units.save(tmp_path / "units")
-    speechtok.pretokenize(tmp_path / "units", corpus, tmp_path / "unit-codes", num_workers=0)
-    recipe = vocoder_recipe(corpus, tmp_path / "units", grad_accum=2)
+    units, units_dir, unit_codes = whole_file_units
+    recipe = vocoder_recipe(corpus, units_dir, grad_accum=2)
     recipe["model"] = {**TINY_VOCODER, "input_dim": SMALL.whisper.width, "embed_kernel_size": 1}
-    recipe["task_config"]["unit_codes"] = str(tmp_path / "unit-codes")
+    recipe["task_config"]["unit_codes"] = str(unit_codes)
     task = build_task(recipe_from_dict(recipe))
     data = recipe_from_dict(recipe).data
     ds = task.dataset(data, seed=0)
@@ -264,37 +271,28 @@ def test_a_unit_vocoder_trains_on_the_units_of_whole_files(corpus, tmp_path):
     run.fit()
     assert run.step == 3 and "gan/adv_d" in (tmp_path / "voc" / "log.csv").read_text()
     assert sum(p.numel() for p in task.generator.embed.parameters()) == SMALL.whisper.width * 32 + 32
-    other = build_whisper_units(SMALL, name="whisper-units-small")  # other centroids: other units
-    other.quantizer.centroids.normal_()
-    other.save(tmp_path / "other")
+    small_whisper_units(tmp_path / "other", seed=1)  # another model: other units
     recipe["task_config"]["units"] = str(tmp_path / "other")
     with pytest.raises(ArgumentError, match="units of another tokenizer"):
         build_task(recipe_from_dict(recipe)).dataset(data, seed=0)
     sf.write(corpus / "late.wav", speech(1.0).numpy(), 16000)  # added after the units were made
     try:
-        recipe["task_config"]["units"] = str(tmp_path / "units")
+        recipe["task_config"]["units"] = str(units_dir)
         with pytest.raises(ArgumentError, match="1 of 5 training items have no units"):
             build_task(recipe_from_dict(recipe)).dataset(recipe_from_dict(recipe).data, seed=0)
     finally:
         (corpus / "late.wav").unlink()
 
 
-def test_hubert_learns_the_units_of_whole_files(corpus, tmp_path):
+def test_hubert_learns_the_units_of_whole_files(corpus, whole_file_units, tmp_path):
     """`targets.kind: unit_codes`: Whisper units of each whole file (a pre-tokenized dataset), moved onto HuBERT's
     grid (HuBERT frame i is centred on 320 i + 200, Whisper's frame i + 1 on 320 i + 320: the nearest)."""
     from speechtok.audio import load
-    from speechtok.models.whisper_units import build_whisper_units
     from speechtok.training.data import crop_offset
     from speechtok.training.targets import GridUnits
 
-    from .test_whisper_units import SMALL
-
-    torch.manual_seed(0)
-    units = build_whisper_units(SMALL, name="whisper-units-small")
-    units.quantizer.centroids.normal_()
-    units.save(tmp_path / "units")
-    speechtok.pretokenize(tmp_path / "units", corpus, tmp_path / "unit-codes", num_workers=0)
-    targets = {"kind": "unit_codes", "model": str(tmp_path / "units"), "codes": str(tmp_path / "unit-codes")}
+    units, units_dir, unit_codes = whole_file_units
+    targets = {"kind": "unit_codes", "model": str(units_dir), "codes": str(unit_codes)}
     recipe = recipe_from_dict(hubert_recipe(corpus, targets))
     task = build_task(recipe)
     assert task.targets.shift == 1 and task.net["head"].out_features == 16
@@ -313,31 +311,23 @@ def test_hubert_learns_the_units_of_whole_files(corpus, tmp_path):
     result = task.validate([("a", speech(1.0))], ValidationConfig(every=1), torch.device("cpu"))
     assert 0 < result.metrics["val/masked_ce"] < 10
     with pytest.raises(ValueError, match="needs codes"):
-        build_task(recipe_from_dict(hubert_recipe(corpus, {"kind": "unit_codes", "model": str(tmp_path / "units")})))
+        build_task(recipe_from_dict(hubert_recipe(corpus, {"kind": "unit_codes", "model": str(units_dir)})))
 
 
-def test_units_made_before_the_vocoder_still_fit_it(corpus, tmp_path):
+def test_units_made_before_the_vocoder_still_fit_it(corpus, whole_file_units, tmp_path):
     """A unit vocoder does not change the units: codes and pre-tokenized datasets of the encode-only checkpoint
     are decoded by, and train, the checkpoint that adds the vocoder; another k-means's are still refused."""
     from speechtok.errors import CodesError
-    from speechtok.models.whisper_units import build_whisper_units
     from speechtok.training.unit_crops import read_units
 
-    from .test_whisper_units import SMALL
-
-    torch.manual_seed(0)
-    units = build_whisper_units(SMALL, name="whisper-units-small")
-    units.quantizer.centroids.normal_()
-    units.save(tmp_path / "units")
-    speechtok.pretokenize(tmp_path / "units", corpus, tmp_path / "unit-codes", num_workers=0)
-    recipe = vocoder_recipe(corpus, tmp_path / "units")
+    units, units_dir, unit_codes = whole_file_units
+    recipe = vocoder_recipe(corpus, units_dir)
     recipe["model"] = {**TINY_VOCODER, "input_dim": SMALL.whisper.width}
     full = build_task(recipe_from_dict(recipe)).export()
     assert full.config_hash != units.config_hash and full.units_hash == units.config_hash
     codes = units.encode(speech(1.0), 16000)
     assert full.decode(codes).shape == (1, 1, 16000)
-    assert len(read_units(tmp_path / "unit-codes", full)) == 4
-    other = build_whisper_units(SMALL, name="whisper-units-small")
-    other.quantizer.centroids.normal_()
+    assert len(read_units(unit_codes, full)) == 4
+    other = small_whisper_units(tmp_path / "other", seed=1)
     with pytest.raises(CodesError, match="other weights"):
         full.decode(other.encode(speech(1.0), 16000))

